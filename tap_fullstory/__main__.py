@@ -1,0 +1,3 @@
+from tap_fullstory.cli import main
+
+main()

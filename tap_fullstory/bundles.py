@@ -1,0 +1,50 @@
+"""Bundle planning: which bundles to download, oldest first, from a LIST `start`."""
+
+from dataclasses import dataclass
+
+import singer
+
+from tap_fullstory.errors import FatalAPIError
+from tap_fullstory.state import format_stop
+
+LOGGER = singer.get_logger()
+PAGE_SIZE = 20  # FullStory returns at most this many bundles per LIST call
+
+
+@dataclass(frozen=True)
+class Bundle:
+    id: int
+    start: int  # unix seconds
+    stop: int   # unix seconds
+
+    @property
+    def stop_text(self):
+        return format_stop(self.stop)
+
+
+def _bundle(entry):
+    try:
+        bundle = Bundle(id=entry["Id"], start=entry["Start"], stop=entry["Stop"])
+    except (KeyError, TypeError):
+        bundle = None
+    if bundle is None or not all(type(v) is int for v in (bundle.id, bundle.start, bundle.stop)):
+        raise FatalAPIError(f"FullStory listed a bundle without integer Id/Start/Stop: "
+                            f"{str(entry)[:200]}")
+    return bundle
+
+
+def list_bundles(client, start):
+    """Yield every completed bundle whose Stop is after `start` (unix seconds), oldest first.
+
+    LIST answers 20 at a time; the next page starts at the last bundle's Stop, and a short
+    page is the last one.
+    """
+    while True:
+        page = sorted((_bundle(e) for e in client.list_exports(start)), key=lambda b: b.stop)
+        LOGGER.info("Listed %d bundle(s) ending after %s.", len(page), format_stop(start))
+        for bundle in page:
+            if bundle.stop > start:
+                yield bundle
+        if len(page) < PAGE_SIZE or page[-1].stop <= start:
+            return
+        start = page[-1].stop

@@ -1,0 +1,72 @@
+"""Reading the catalog a sync is given: which stream and fields to emit, and its keys."""
+
+import json
+
+from singer import metadata
+from singer.catalog import Catalog
+
+from tap_fullstory.discover import REPLICATION_KEY, STREAM, discover
+from tap_fullstory.errors import ConfigError
+
+
+def load_catalog(path, option="--catalog"):
+    """Read a catalog file (or a legacy --properties file) into a singer Catalog."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"Catalog file {path} ({option}) does not exist.") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"Catalog file {path} ({option}) cannot be read: "
+                          f"{getattr(exc, 'strerror', None) or exc}.") from None
+    except ValueError as exc:
+        raise ConfigError(f"Catalog file {path} ({option}) is not valid JSON (line "
+                          f"{exc.lineno}): write it with --discover and edit it.") from None
+    streams = data.get("streams") if isinstance(data, dict) else None
+    if not isinstance(streams, list) or not all(isinstance(s, dict) for s in streams):
+        raise ConfigError(f"Catalog file {path} ({option}) must be an object with a "
+                          "'streams' list, as --discover prints.")
+    try:
+        return Catalog.from_dict(data)
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise ConfigError(f"Catalog file {path} ({option}) has a malformed stream entry "
+                          f"({exc!r}); write it with --discover and edit it.") from None
+
+
+def default_catalog():
+    """The catalog used when none is given: the events stream with every field."""
+    catalog = discover()
+    for entry in catalog.streams:
+        entry.metadata = metadata.to_list(
+            metadata.write(metadata.to_map(entry.metadata), (), "selected", True))
+    return catalog
+
+
+def selected_entry(catalog):
+    """The events stream's entry if the catalog selects it, else None."""
+    entry = catalog.get_stream(STREAM)
+    if entry is None or not entry.is_selected():
+        return None
+    return entry
+
+
+def key_properties(entry):
+    """The stream's key properties: `table-key-properties` from the catalog if set."""
+    keys = metadata.get(metadata.to_map(entry.metadata), (), "table-key-properties")
+    if keys is None:
+        keys = entry.key_properties
+    return list(keys or [])
+
+
+def emitted_fields(entry):
+    """Field names to emit: automatic and key fields always; others unless deselected."""
+    mdata = metadata.to_map(entry.metadata)
+    always = set(key_properties(entry)) | {REPLICATION_KEY}
+    fields = set()
+    for name in entry.schema.properties:
+        field_md = mdata.get(("properties", name), {})
+        if (name in always or field_md.get("inclusion") == "automatic"
+                or field_md.get("selected") is not False
+                and field_md.get("inclusion") != "unsupported"):
+            fields.add(name)
+    return fields

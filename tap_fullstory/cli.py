@@ -1,0 +1,123 @@
+"""The `tap-fullstory` command: parse arguments, run discovery or a sync, report errors."""
+
+import argparse
+import json
+import sys
+
+import orjson
+import singer
+
+from tap_fullstory import __version__
+from tap_fullstory.catalog import default_catalog, load_catalog
+from tap_fullstory.client import FullStoryClient
+from tap_fullstory.config import SETTINGS, load_config_file, parse_config
+from tap_fullstory.discover import discover
+from tap_fullstory.emit import MessageWriter
+from tap_fullstory.errors import ConfigError, TapError
+from tap_fullstory.sync import sync
+
+LOGGER = singer.get_logger()
+CAPABILITIES = ["catalog", "discover", "properties", "state", "about"]
+
+
+def about():
+    """What `--about` prints: name, version, capabilities and every setting."""
+    return {
+        "name": "tap-fullstory",
+        "version": __version__,
+        "description": "Singer tap for FullStory Data Export bundles (the events stream).",
+        "capabilities": CAPABILITIES,
+        "settings": [{"name": s.name, "type": s.kind, "required": s.required,
+                      "secret": s.secret, "default": s.default,
+                      "description": s.description} for s in SETTINGS],
+    }
+
+
+def about_markdown():
+    """`--about --format markdown`: the settings table the README carries."""
+    info = about()
+    lines = [f"# {info['name']} {info['version']}", "", info["description"], "",
+             "Capabilities: " + ", ".join(info["capabilities"]), "",
+             "| setting | type | required | default | description |",
+             "|---|---|---|---|---|"]
+    for s in info["settings"]:
+        default = "" if s["default"] is None else f"`{s['default']}`"
+        lines.append(f"| `{s['name']}` | {s['type']} | {'yes' if s['required'] else 'no'} "
+                     f"| {default} | {s['description']} |")
+    return "\n".join(lines) + "\n"
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="tap-fullstory",
+        description="Replicate FullStory Data Export bundles as Singer messages on stdout.")
+    parser.add_argument("-c", "--config", help="config JSON file (see sample_config.json)")
+    parser.add_argument("-s", "--state", help="state JSON file: the last STATE the tap printed")
+    selection = parser.add_mutually_exclusive_group()
+    selection.add_argument("--catalog", help="catalog JSON file selecting streams and fields")
+    selection.add_argument("-p", "--properties", help="legacy name for --catalog")
+    parser.add_argument("-d", "--discover", action="store_true",
+                        help="print the catalog and exit")
+    parser.add_argument("--about", action="store_true",
+                        help="print name, version, capabilities and settings")
+    parser.add_argument("--format", choices=["json", "markdown"], default="json",
+                        help="format of --about (default json)")
+    parser.add_argument("--version", action="version", version=f"tap-fullstory {__version__}")
+    return parser
+
+
+def _read_state(path):
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except FileNotFoundError:
+        raise ConfigError(f"State file {path} does not exist; omit --state to start from "
+                          "start_date.") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"State file {path} cannot be read: "
+                          f"{getattr(exc, 'strerror', None) or exc}.") from None
+    if not text.strip():
+        return {}
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise ConfigError(f"State file {path} is not valid JSON (line {exc.lineno}); pass "
+                          "the last STATE value the tap printed.") from None
+
+
+def run(args):
+    if args.about:
+        text = about_markdown() if args.format == "markdown" else json.dumps(about(), indent=2)
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        return 0
+    if not args.config:
+        raise ConfigError("--config is required: pass a JSON file with api_key and "
+                          "start_date (see sample_config.json).")
+    config = parse_config(load_config_file(args.config))
+    if args.discover:
+        sys.stdout.buffer.write(orjson.dumps(discover().to_dict(), option=orjson.OPT_INDENT_2)
+                                + b"\n")
+        return 0
+    state = _read_state(args.state) if args.state else {}
+    catalog_path = args.catalog or args.properties
+    if catalog_path:
+        catalog = load_catalog(catalog_path, "--catalog" if args.catalog else "--properties")
+    else:
+        catalog = default_catalog()
+    LOGGER.info("Syncing FullStory bundles from %s.", config.base_url)
+    sync(FullStoryClient(config), config, catalog, state, MessageWriter())
+    return 0
+
+
+def main(argv=None):
+    """Entry point of the `tap-fullstory` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        code = run(args)
+    except TapError as exc:
+        LOGGER.critical("%s", exc)
+        code = exc.exit_code
+    except KeyboardInterrupt:
+        LOGGER.critical("Interrupted; the last STATE printed resumes the sync.")
+        code = 130
+    sys.exit(code)

@@ -1,0 +1,175 @@
+"""The config spec, and turning a config file's dict into a validated TapConfig.
+
+One table (SETTINGS) drives validation, `--about` and the README's settings table.
+"""
+
+import ipaddress
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from urllib.parse import urlsplit
+
+import ciso8601
+
+from tap_fullstory import __version__
+from tap_fullstory.errors import ConfigError
+
+DEFAULT_BASE_URL = "https://export.fullstory.com"
+DEFAULT_USER_AGENT = f"tap-fullstory/{__version__}"
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    kind: str  # "string", "integer", "number", "date-time"
+    description: str
+    required: bool = False
+    secret: bool = False
+    default: object = None
+    minimum: float = None
+
+
+SETTINGS = (
+    Setting("api_key", "string", "FullStory API key (Settings > Integrations & API Keys). "
+            "Needs the Data Export add-on. Sent as `Authorization: Basic <key>`.",
+            required=True, secret=True),
+    Setting("start_date", "date-time", "RFC 3339 timestamp. No event whose EventStart is "
+            "earlier is emitted; the first run lists bundles that end after it.",
+            required=True),
+    Setting("user_agent", "string", "User-Agent header sent with every request.",
+            default=DEFAULT_USER_AGENT),
+    Setting("request_timeout", "number", "Seconds to wait for FullStory to connect or send "
+            "the next bytes. \"\", 0 and \"0\" mean the default.", default=300, minimum=0),
+    Setting("base_url", "string", "Export API root; the tap appends /api/v1/export/list "
+            "and /api/v1/export/get. Must be https unless it points at a loopback address "
+            "(the sandbox, tests).", default=DEFAULT_BASE_URL),
+    Setting("checkpoint_every", "integer", "Rows emitted between STATE checkpoints inside a "
+            "bundle. After a hard kill, at most this many rows minus one are sent again.",
+            default=10000, minimum=1),
+    Setting("max_retries", "integer", "Tries after the first for a 5xx answer, a connection "
+            "error, a timeout or a download cut off midway, with exponential backoff and jitter.",
+            default=5, minimum=0),
+    Setting("spool_dir", "string", "Directory for the temporary bundle files (a bundle is "
+            "downloaded to disk, then parsed). Defaults to the system temporary directory.",
+            default=None),
+)
+
+SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+@dataclass(frozen=True)
+class TapConfig:
+    api_key: str
+    start_date: datetime
+    user_agent: str = DEFAULT_USER_AGENT
+    request_timeout: float = 300
+    base_url: str = DEFAULT_BASE_URL
+    checkpoint_every: int = 10000
+    max_retries: int = 5
+    spool_dir: str = None
+
+    def __repr__(self):
+        # Keeps the key out of any traceback or debug log that prints the config.
+        return f"TapConfig(start_date={self.start_date.isoformat()}, base_url={self.base_url})"
+
+
+def load_config_file(path):
+    """Read a config file into a dict, with one-line errors for every way it can be bad."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except FileNotFoundError:
+        raise ConfigError(f"Config file {path} does not exist; pass the path of a JSON "
+                          "file like sample_config.json.") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"Config file {path} cannot be read: "
+                          f"{getattr(exc, 'strerror', None) or exc}.") from None
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise ConfigError(f"Config file {path} is not valid JSON (line {exc.lineno}, "
+                          f"column {exc.colno}): fix the syntax.") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"Config file {path} must hold a JSON object of settings, "
+                          f"not a {type(data).__name__}.")
+    return data
+
+
+def parse_start_date(value, what="start_date"):
+    """Parse an RFC 3339 timestamp into an aware datetime, or raise ConfigError."""
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{what} must be an RFC 3339 timestamp such as "
+                          "2024-01-01T00:00:00Z.")
+    try:
+        return ciso8601.parse_rfc3339(value.strip())
+    except ValueError:
+        raise ConfigError(f"{what} {value!r} is not an RFC 3339 timestamp; write it like "
+                          "2024-01-01T00:00:00Z.") from None
+
+
+def _number(setting, raw):
+    if isinstance(raw, bool):
+        raise ConfigError(f"{setting.name} must be a number, not {json.dumps(raw)}.")
+    if setting.name == "request_timeout" and raw in ("", 0, "0"):
+        return setting.default
+    try:
+        value = float(raw) if setting.kind == "number" else int(str(raw).strip())
+    except (TypeError, ValueError):
+        kind = "a number" if setting.kind == "number" else "a whole number"
+        raise ConfigError(f"{setting.name} must be {kind}, not {json.dumps(raw)}.") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ConfigError(f"{setting.name} must be a finite number, not {raw}.")
+    if setting.minimum is not None and value < setting.minimum:
+        raise ConfigError(f"{setting.name} must be at least {setting.minimum}, not {raw}.")
+    return value
+
+
+def _is_loopback(host):
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _base_url(raw):
+    if not isinstance(raw, str) or not raw.strip():
+        raise ConfigError("base_url must be a URL such as https://export.fullstory.com.")
+    url = raw.strip().rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"base_url {url!r} is not an http(s) URL; use "
+                          "https://export.fullstory.com or your proxy's address.")
+    if parts.scheme != "https" and not _is_loopback(parts.hostname):
+        raise ConfigError(f"base_url {url!r} must use https (plain http is only allowed "
+                          "for loopback addresses such as the sandbox).")
+    return url
+
+
+def parse_config(data):
+    """Validate a config dict against SETTINGS and return a TapConfig."""
+    values = {}
+    for setting in SETTINGS:
+        raw = data.get(setting.name)
+        missing = raw is None or (isinstance(raw, str) and not raw.strip())
+        if setting.required and missing:
+            raise ConfigError(f"Config is missing {setting.name}: {setting.description}")
+        if missing and setting.name != "request_timeout":
+            continue
+        if setting.kind == "date-time":
+            values[setting.name] = parse_start_date(raw, setting.name)
+        elif setting.kind in ("integer", "number"):
+            values[setting.name] = _number(setting, "" if raw is None else raw)
+        elif setting.name == "base_url":
+            values[setting.name] = _base_url(raw)
+        elif not isinstance(raw, str):
+            raise ConfigError(f"{setting.name} must be a string, not {json.dumps(raw)}.")
+        else:
+            values[setting.name] = raw.strip()
+    key = values["api_key"]
+    if not key.isascii() or not key.isprintable() or " " in key:
+        # Checked here because requests would echo the header value in its error.
+        raise ConfigError("api_key holds spaces or characters that cannot be sent in an "
+                          "HTTP header; copy the key again from FullStory's settings.")
+    return TapConfig(**values)

@@ -1,0 +1,55 @@
+"""Writing Singer messages to stdout: RECORD lines on the hot path, SCHEMA and STATE.
+
+RECORD lines are encoded with orjson and gathered into whole-line chunks; a STATE is
+written only after every record before it and flushes the chunk, so what a target has
+read when it sees a STATE is exactly what that STATE covers.
+"""
+
+import sys
+
+import orjson
+import singer
+
+CHUNK_BYTES = 1 << 16
+
+
+class MessageWriter:
+    """Buffers whole Singer message lines and writes them to a binary stream."""
+
+    def __init__(self, out=None, stream="events"):
+        self._out = out if out is not None else sys.stdout.buffer
+        self._parts = []
+        self._size = 0
+        self._prefix = orjson.dumps({"type": "RECORD", "stream": stream})[:-1] + b',"record":'
+        self._suffix = b"}\n"
+
+    def set_time_extracted(self, when):
+        """Stamp the following RECORD lines with `when` (an RFC 3339 string)."""
+        self._suffix = b',"time_extracted":' + orjson.dumps(when) + b"}\n"
+
+    def write_record(self, record):
+        line = self._prefix + orjson.dumps(record) + self._suffix
+        self._parts.append(line)
+        self._size += len(line)
+        if self._size >= CHUNK_BYTES:
+            self.flush()
+
+    def write_schema(self, stream, schema, key_properties, bookmark_properties=None):
+        message = singer.SchemaMessage(stream=stream, schema=schema,
+                                       key_properties=key_properties,
+                                       bookmark_properties=bookmark_properties)
+        self._write_message(message)
+
+    def write_state(self, value):
+        self._write_message(singer.StateMessage(value=value))
+
+    def _write_message(self, message):
+        self._parts.append(orjson.dumps(message.asdict()) + b"\n")
+        self.flush()
+
+    def flush(self):
+        if self._parts:
+            self._out.write(b"".join(self._parts))
+            self._parts.clear()
+            self._size = 0
+        self._out.flush()

@@ -1,0 +1,1 @@
+"""The sandbox: a FullStory-compatible legacy Data Export server on loopback."""

@@ -1,0 +1,51 @@
+"""The `tap-fullstory-sandbox` command: run the sandbox until SIGINT or SIGTERM."""
+
+import argparse
+import signal
+import sys
+from datetime import timezone
+
+import ciso8601
+
+from tap_fullstory.sandbox.data import SandboxData
+from tap_fullstory.sandbox.server import DEFAULT_API_KEY, SandboxServer, parse_rate
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="tap-fullstory-sandbox",
+        description="A FullStory-compatible Data Export server on 127.0.0.1 serving "
+                    "generated bundles.")
+    parser.add_argument("--port", type=int, default=0, help="port (default: a free one)")
+    parser.add_argument("--api-key", default=DEFAULT_API_KEY,
+                        help="key the server accepts (default %(default)s)")
+    parser.add_argument("--bundles", type=int, default=30, help="bundles to serve")
+    parser.add_argument("--events-per-bundle", type=int, default=200)
+    parser.add_argument("--start", default="2026-01-01T00:00:00Z",
+                        help="Start of the first bundle (RFC 3339)")
+    parser.add_argument("--period-hours", type=int, default=24, help="bundle period")
+    parser.add_argument("--seed", type=int, default=1, help="data generator seed")
+    parser.add_argument("--rate", default="2/60",
+                        help="download limit N/SECONDS, answered with 429 + Retry-After "
+                             "(default 2/60, FullStory's; 'unlimited' turns it off)")
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        rate = parse_rate(args.rate)
+        start = ciso8601.parse_rfc3339(args.start).astimezone(timezone.utc)
+    except ValueError as exc:
+        sys.exit(f"tap-fullstory-sandbox: {exc}")
+    data = SandboxData(bundles=args.bundles, events_per_bundle=args.events_per_bundle,
+                       start=start, period_hours=args.period_hours, seed=args.seed)
+    server = SandboxServer(data, api_key=args.api_key, rate=rate, port=args.port)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM stops like Ctrl-C
+    print(f"tap-fullstory-sandbox listening on {server.url}", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()

@@ -1,0 +1,244 @@
+"""Generated Data Export bundles: realistic, deterministic, served by the sandbox.
+
+Bundle `i` covers [start + i*period, start + (i+1)*period). Its events are generated from
+(seed, i) alone, so tests can regenerate exactly what the server sends.
+"""
+
+import gzip
+import json
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+DOC_USER_ID = 7277135327093248123          # int64 ids above 2**53, as FullStory's are
+DOC_SESSION_ID = 6541880918402351317
+DOC_EMAIL = "daniel.falko@example.com"
+
+BROWSERS = [("Chrome", "131.0.6778.86", "Desktop", "Windows", "Windows"),
+            ("Safari", "18.1", "Mobile", "iOS", "iOS"),
+            ("Firefox", "133.0", "Desktop", "Linux", "Linux"),
+            ("Edge", "131.0.2903.70", "Desktop", "Windows", "Windows")]
+PAGES = ["https://example.com/", "https://example.com/pricing", "https://example.com/cart",
+         "https://example.com/search?q=caf%C3%A9&sort=price", "https://example.com/blog/été"]
+TEXTS = ["Add to cart", "Buy now 🛒", "Ünïcödé “quotes” — ok", 'Say "hello"\nthen leave',
+         "日本語のボタン", "Tab\tand back\\slash", "", "Emoji 👩‍💻 zwj"]
+CUSTOM_NAMES = ["Order Completed", "Coupon Applied", "Signup ✅"]
+
+
+def rfc3339(moment):
+    """Millisecond RFC 3339 UTC, the way FullStory writes timestamps."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+@dataclass(frozen=True)
+class SandboxData:
+    """The bundles one sandbox serves."""
+
+    bundles: int = 30
+    events_per_bundle: int = 200
+    start: datetime = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    period_hours: int = 24
+    seed: int = 1
+
+    def exports(self):
+        """LIST entries for every bundle, oldest first."""
+        period = self.period_hours * 3600
+        first = int(self.start.timestamp())
+        return [{"Id": (first + i * period) * 100 + self.period_hours * 2,
+                 "Start": first + i * period, "Stop": first + (i + 1) * period}
+                for i in range(self.bundles)]
+
+    def index_of(self, bundle_id):
+        for i, export in enumerate(self.exports()):
+            if export["Id"] == bundle_id:
+                return i
+        return None
+
+    def events(self, index):
+        """The events of bundle `index`, as FullStory would export them."""
+        rng = random.Random(f"{self.seed}:{index}")
+        bundle_start = self.start + timedelta(hours=self.period_hours * index)
+        span = self.period_hours * 3600 * 1000
+        events = []
+        if index == 0:
+            events.extend(documented_session(bundle_start + timedelta(minutes=90)))
+        while len(events) < self.events_per_bundle:
+            offset = rng.randrange(0, max(1, span - 3_600_000))
+            events.extend(_session(rng, bundle_start + timedelta(milliseconds=offset)))
+        events = events[:self.events_per_bundle]
+        events.sort(key=lambda e: e["EventStart"])
+        return events
+
+    def body(self, index):
+        """(bytes, headers) of bundle `index`: gzip or plain, in varied JSON layouts."""
+        events = self.events(index)
+        layout = index % 3
+        ascii_only = index % 2 == 1
+        if layout == 0:
+            text = json.dumps(events, separators=(",", ":"), ensure_ascii=ascii_only)
+        elif layout == 1:
+            text = "[\n" + ",\n".join(json.dumps(e, ensure_ascii=ascii_only)
+                                      for e in events) + "\n]\n"
+        else:
+            text = json.dumps(events, indent=2, ensure_ascii=ascii_only)
+        raw = text.encode("utf-8")
+        kind = index % 4
+        if kind == 0:    # a gzip file as the payload
+            return gzip.compress(raw, mtime=0), {"Content-Type": "application/gzip"}
+        if kind == 2:    # gzip as HTTP content coding
+            return gzip.compress(raw, mtime=0), {"Content-Type": "application/json",
+                                                  "Content-Encoding": "gzip"}
+        return raw, {"Content-Type": "application/json"}
+
+
+def _ids(rng):
+    return rng.randrange(2**53 + 1, 2**63 - 1)
+
+
+def _page_fields(rng, url, page_start, mobile):
+    browser, version, device, platform, os_name = rng.choice(BROWSERS)
+    fields = {
+        "PageId": _ids(rng), "PageStart": rfc3339(page_start), "PageUrl": url,
+        "PageRefererUrl": rng.choice(["", "https://www.google.com/", "https://t.co/x"]),
+        "PageIp": f"203.0.113.{rng.randrange(1, 255)}",
+        "PageLatLong": f"{rng.uniform(-60, 60):.4f},{rng.uniform(-170, 170):.4f}",
+        "PageBrowser": browser, "PageBrowserVersion": version, "PageDevice": device,
+        "PagePlatform": platform, "PageOperatingSystem": os_name,
+        "PageDuration": rng.randrange(1000, 600000), "PageActiveDuration": rng.randrange(0, 90000),
+        "PageScreenWidth": 1920, "PageScreenHeight": 1080,
+        "PageViewportWidth": rng.choice([1280, 1440, 390]), "PageViewportHeight": 800,
+        "PageNumInfos": rng.randrange(0, 3), "PageNumWarnings": 0,
+        "PageNumErrors": rng.randrange(0, 2), "PageNumEvents": rng.randrange(5, 80),
+        "PageNumDerivedEvents": rng.randrange(0, 5), "PageClusterId": rng.randrange(1, 400),
+        "PageMaxScrollDepthPercent": rng.randrange(0, 101),
+        "PageName": rng.choice(["Home", "Pricing", "Cart", ""]),
+    }
+    agent = f"Mozilla/5.0 ({os_name}) {browser}/{version}"
+    fields["PageUserAgent" if rng.random() < 0.5 else "PageAgent"] = agent
+    if mobile:
+        fields.update({"AppName": "Example Shop", "AppPackageName": "com.example.shop",
+                       "AppDeviceModel": "iPhone15,2", "AppDeviceVendor": "Apple",
+                       "AppVersion": "4.2.0", "AppOsVersion": "18.1",
+                       "AppViewName": "CheckoutViewController"})
+    return fields
+
+
+def _event(rng, kind):
+    event = {"EventType": kind}
+    if kind == "click":
+        event.update({"EventTargetText": rng.choice(TEXTS),
+                      "EventModFrustrated": rng.choice([0, 0, 1]),
+                      "EventModDead": rng.choice([0, 0, 0, 2])})
+        event["EventTargetSelectorTok" if rng.random() < 0.5 else "EventTargetSelector"] = \
+            "div.cart > button#buy[data-x=\"1\"]"
+    elif kind == "change":
+        event["EventTargetText"] = rng.choice(TEXTS)
+    elif kind == "navigate":
+        event["EventSubType"] = rng.choice(["navigate", "reload", "back_forward"])
+    elif kind == "load":
+        event.update({"LoadDomContentTime": rng.randrange(100, 3000),
+                      "LoadEventTime": rng.randrange(200, 5000),
+                      "LoadFirstPaintTime": rng.randrange(50, 2000),
+                      "LoadLargestPaintTime": rng.randrange(100, 4000),
+                      "EventFirstInputDelay": rng.randrange(0, 300),
+                      "EventCumulativeLayoutShift": round(rng.random() / 10, 4)})
+    elif kind == "request":
+        event.update({"ReqUrl": "https://api.example.com/v1/cart?id=" + str(rng.randrange(99)),
+                      "ReqMethod": rng.choice(["GET", "POST"]),
+                      "ReqStatus": rng.choice([200, 201, 404, 500]),
+                      "EventDuration": round(rng.uniform(5, 900), 3),
+                      "EventSecondaryDuration": rng.choice([0, 12.5, 40])})
+    elif kind == "custom":
+        event.update({"EventCustomName": rng.choice(CUSTOM_NAMES),
+                      "evt_order_id_str": f"ord-{rng.randrange(10**6)}",
+                      "evt_order.total_real": rng.choice([4, 6.75, 129.99]),
+                      "evt_order.items_strs": ["mug", "café ☕"],
+                      "evt_coupon_bool": rng.random() < 0.3,
+                      "evt_quantities_ints": [1, 2, 3],
+                      "evt_shipped_date": "2026-01-03T10:00:00.000Z"})
+    elif kind == "exception":
+        event.update({"EventSubType": "uncaught", "EventVarErrorKind": "TypeError",
+                      "EventVarFields": "x is undefined\n  at checkout.js:12",
+                      "EventWebSourceFileUrl": "https://example.com/static/checkout.js",
+                      "EventModError": 1})
+    elif kind == "uservar":
+        event.update({"user_plan_str": rng.choice(["free", "pro"]), "user_seats_int": 3,
+                      "user_mrr_real": 49.5, "user_beta_bool": True,
+                      "user_tags_strs": ["vip", "naïve"], "user_trial_end_date":
+                      "2026-02-01T00:00:00.000Z"})
+    elif kind == "pageview":
+        event.update({"page_category_str": "checkout", "page_experiment.arm_str": "B",
+                      "page_scores_reals": [0.5, 1, 2.25]})
+    elif kind == "console_message":
+        event.update({"EventSubType": "error", "EventMobileSourceFile": "App.swift:42"})
+    return event
+
+
+KINDS = ["click", "click", "click", "change", "navigate", "load", "request", "custom",
+         "exception", "uservar", "pageview", "console_message", "thrash", "highlight"]
+
+
+def _session(rng, session_start):
+    """A visitor's session: one to three pages, several events each."""
+    anonymous = rng.random() < 0.3
+    mobile = rng.random() < 0.15
+    user = {"IndvId": _ids(rng), "UserId": _ids(rng),
+            "UserCreated": rfc3339(session_start - timedelta(days=rng.randrange(0, 400))),
+            "UserAppKey": "" if anonymous else f"user-{rng.randrange(10**5)}",
+            "UserDisplayName": "" if anonymous else rng.choice(["Zoë Ærøskøbing", "Ana",
+                                                                "O'Brien \"Bob\""]),
+            "UserEmail": "" if anonymous else f"u{rng.randrange(10**4)}@example.com"}
+    session = {"SessionId": _ids(rng), "SessionStart": rfc3339(session_start)}
+    events, moment = [], session_start
+    for _ in range(rng.randrange(1, 4)):
+        page_start = moment
+        page = _page_fields(rng, rng.choice(PAGES), page_start, mobile)
+        for _ in range(rng.randrange(2, 9)):
+            moment += timedelta(milliseconds=rng.randrange(50, 20000))
+            event = {**user, **session, **page, **_event(rng, rng.choice(KINDS))}
+            event["EventStart"] = rfc3339(moment)
+            event["EventPageOffset"] = int((moment - page_start).total_seconds() * 1000)
+            event["EventSessionOffset"] = int((moment - session_start).total_seconds() * 1000)
+            if rng.random() < 0.1:
+                event.pop("PageRefererUrl", None)   # inapplicable fields are absent
+            events.append(event)
+    return events
+
+
+def documented_session(start):
+    """The address-change session from FullStory's and Stitch's documentation."""
+    user = {"IndvId": 5766471436111872123, "UserId": DOC_USER_ID,
+            "UserCreated": "2025-06-01T12:00:00.000Z", "UserAppKey": "user-1339",
+            "UserDisplayName": "Daniel Falko", "UserEmail": DOC_EMAIL,
+            "SessionId": DOC_SESSION_ID, "SessionStart": rfc3339(start),
+            "PageBrowser": "Chrome", "PageDevice": "Desktop", "PagePlatform": "Windows",
+            "PageUserAgent": "Mozilla/5.0 (Windows NT 10.0) Chrome/131.0",
+            "PageIp": "198.51.100.7", "PageLatLong": "39.9526,-75.1652"}
+    account = {"PageId": 8871234567890123401, "PageStart": rfc3339(start),
+               "PageUrl": "https://example.com/my-account", "PageName": "My Account"}
+    update = {"PageId": 8871234567890123402,
+              "PageStart": rfc3339(start + timedelta(seconds=9)),
+              "PageUrl": "https://example.com/update-address", "PageName": "Update Address",
+              "PageRefererUrl": "https://example.com/my-account"}
+    steps = [
+        (0, account, {"EventType": "navigate", "EventSubType": "navigate"}),
+        (7_412, account, {"EventType": "click", "EventTargetText": "Update Address",
+                          "EventTargetSelector": "button#update-address"}),
+        (9_020, update, {"EventType": "navigate", "EventSubType": "navigate"}),
+        (15_377, update, {"EventType": "click", "EventTargetText": "Street address",
+                          "EventTargetSelector": "input#street"}),
+        (31_950, update, {"EventType": "change", "EventTargetText": "1339 Chestnut Street",
+                          "EventTargetSelector": "input#street"}),
+        (36_204, update, {"EventType": "click", "EventTargetText": "Save Changes",
+                          "EventTargetSelector": "button[type=\"submit\"]"}),
+    ]
+    events = []
+    for offset_ms, page, fields in steps:
+        moment = start + timedelta(milliseconds=offset_ms)
+        page_start = datetime.strptime(page["PageStart"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+            tzinfo=timezone.utc)
+        events.append({**user, **page, **fields, "EventStart": rfc3339(moment),
+                       "EventSessionOffset": offset_ms,
+                       "EventPageOffset": int((moment - page_start).total_seconds() * 1000),
+                       "user_plan_str": "pro"})
+    return events

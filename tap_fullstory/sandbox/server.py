@@ -1,0 +1,136 @@
+"""The sandbox HTTP server: FullStory's legacy LIST and GET on 127.0.0.1."""
+
+import json
+import math
+import threading
+import time
+from collections import deque
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+from tap_fullstory.sandbox.data import SandboxData
+
+LIST_PATH = "/api/v1/export/list"
+GET_PATH = "/api/v1/export/get"
+PAGE_SIZE = 20
+DEFAULT_API_KEY = "sandbox-key"
+
+
+class DownloadLimiter:
+    """At most `limit` downloads in any `window` seconds, as FullStory's GET allows."""
+
+    def __init__(self, limit=2, window=60.0, clock=time.monotonic):
+        self.limit, self.window, self.clock = limit, window, clock
+        self._times = deque()
+        self._lock = threading.Lock()
+
+    def acquire(self):
+        """0 if a download may start now, else the whole seconds until one may."""
+        if not self.limit:
+            return 0
+        with self._lock:
+            now = self.clock()
+            while self._times and now - self._times[0] >= self.window:
+                self._times.popleft()
+            if len(self._times) < self.limit:
+                self._times.append(now)
+                return 0
+            return max(1, math.ceil(self._times[0] + self.window - now))
+
+
+def parse_rate(text):
+    """'N/SECONDS' (or 'unlimited') into (limit, window)."""
+    if text in ("unlimited", "0"):
+        return 0, 1.0
+    try:
+        limit, window = text.split("/")
+        limit, window = int(limit), float(window)
+    except ValueError:
+        raise ValueError(f"rate {text!r} must look like 2/60 (downloads/seconds)") from None
+    if limit < 0 or window <= 0:
+        raise ValueError(f"rate {text!r} needs a count >= 0 and a window > 0")
+    return limit, window
+
+
+class SandboxServer(ThreadingHTTPServer):
+    """Serves one SandboxData; `url` is its base_url for the tap."""
+
+    daemon_threads = True
+
+    def __init__(self, data=None, api_key=DEFAULT_API_KEY, rate=(2, 60.0), port=0):
+        super().__init__(("127.0.0.1", port), SandboxHandler)
+        self.data = data or SandboxData()
+        self.api_key = api_key
+        self.limiter = DownloadLimiter(*rate)
+        self.exports = self.data.exports()
+        self.requests = []  # (path, status) of every request, for tests and logs
+        self._thread = None
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def start(self):
+        """Serve in a background thread (tests); returns self."""
+        self._thread = threading.Thread(target=self.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self):
+        self.shutdown()
+        self.server_close()
+        if self._thread:
+            self._thread.join()
+
+
+class SandboxHandler(BaseHTTPRequestHandler):
+    server: SandboxServer
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, fmt, *args):  # the tap's tests read stderr; keep it quiet
+        pass
+
+    def do_GET(self):
+        parts = urlsplit(self.path)
+        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        if self.headers.get("Authorization") != f"Basic {self.server.api_key}":
+            return self._json(401, {"code": "unauthenticated", "message": "bad API key"})
+        if parts.path == LIST_PATH:
+            return self._list(query)
+        if parts.path == GET_PATH:
+            return self._get(query)
+        return self._json(404, {"code": "not_found", "message": f"no route {parts.path}"})
+
+    def _list(self, query):
+        try:
+            start = int(query.get("start", "0"))
+        except ValueError:
+            return self._json(400, {"code": "invalid_argument", "message": "bad start"})
+        page = [e for e in self.server.exports if e["Stop"] > start][:PAGE_SIZE]
+        return self._json(200, {"exports": page})
+
+    def _get(self, query):
+        try:
+            index = self.server.data.index_of(int(query.get("id", "")))
+        except ValueError:
+            index = None
+        if index is None:
+            return self._json(404, {"code": "not_found", "message": "no such bundle"})
+        wait = self.server.limiter.acquire()
+        if wait:
+            return self._json(429, {"code": "rate_limited"}, {"Retry-After": str(wait)})
+        body, headers = self.server.data.body(index)
+        self._send(200, body, headers)
+
+    def _json(self, status, payload, headers=None):
+        headers = {"Content-Type": "application/json", **(headers or {})}
+        self._send(status, json.dumps(payload).encode(), headers)
+
+    def _send(self, status, body, headers):
+        self.server.requests.append((self.path, status))
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)

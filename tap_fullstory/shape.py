@@ -1,0 +1,99 @@
+"""Shaping: one decoded event in, one record for the events stream out (or none).
+
+What each field needs is worked out once from the schema and the selection, so the
+per-event loop is dictionary lookups and type checks only.
+"""
+
+from collections import Counter
+
+import ciso8601
+
+CUSTOM_VARS = "CustomVars"
+NONE_TYPE = type(None)
+TYPES = {"integer": frozenset({int, NONE_TYPE}),
+         "number": frozenset({int, float, NONE_TYPE}),
+         "string": frozenset({str, NONE_TYPE}),
+         "boolean": frozenset({bool, NONE_TYPE})}
+DATE_TIME = "date-time"
+DROP = "drop"  # declared but not selected
+
+
+def is_date_time(value):
+    """True for None or an RFC 3339 timestamp string."""
+    if value is None:
+        return True
+    if type(value) is not str:
+        return False
+    try:
+        ciso8601.parse_rfc3339(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _rule(prop):
+    if prop.get("format") == DATE_TIME:
+        return DATE_TIME
+    kinds = prop.get("type", [])
+    kinds = [kinds] if isinstance(kinds, str) else kinds
+    return frozenset().union(*(TYPES.get(kind, ()) for kind in kinds))
+
+
+class RecordShaper:
+    """Turns events into records for one schema, selection and start_date."""
+
+    def __init__(self, schema, emitted_fields, start_date, identity_fields):
+        owned = set(identity_fields) | {CUSTOM_VARS}
+        self._rules = {name: (_rule(prop) if name in emitted_fields else DROP)
+                       for name, prop in schema["properties"].items() if name not in owned}
+        self._keep_custom = CUSTOM_VARS in emitted_fields
+        self._identity = [f for f in identity_fields if f in emitted_fields]
+        self._start_date = start_date
+        self.misfits = Counter()
+        self.before_start_date = 0
+
+    def is_before_start_date(self, event):
+        """True when the event's EventStart is a timestamp earlier than start_date."""
+        start = event.get("EventStart")
+        if type(start) is not str:
+            return False
+        try:
+            return ciso8601.parse_rfc3339(start) < self._start_date
+        except ValueError:
+            return False
+
+    def identity_values(self, bundle):
+        """The identity fields that go on every record of `bundle`, row excluded."""
+        values = {"ExportBundleId": bundle.id, "ExportBundleStop": bundle.stop_text}
+        return {k: values[k] for k in self._identity if k in values}
+
+    def shape(self, event, identity, row):
+        """The record for `event` at `row` of its bundle, or None if before start_date."""
+        if self.is_before_start_date(event):
+            self.before_start_date += 1
+            return None
+        record = dict(identity)
+        custom = {}
+        rules = self._rules
+        for key, value in event.items():
+            rule = rules.get(key)
+            if rule is None:
+                custom[key] = value
+            elif rule is DROP:
+                continue
+            elif rule is DATE_TIME:
+                if is_date_time(value):
+                    record[key] = value
+                else:
+                    custom[key] = value
+                    self.misfits[key] += 1
+            elif type(value) in rule:
+                record[key] = value
+            else:
+                custom[key] = value
+                self.misfits[key] += 1
+        if custom and self._keep_custom:
+            record[CUSTOM_VARS] = custom
+        if "ExportBundleRow" in self._identity:
+            record["ExportBundleRow"] = row
+        return record
