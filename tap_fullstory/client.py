@@ -75,10 +75,11 @@ class FullStoryClient:
                      requests.exceptions.ContentDecodingError)
         rate_limited = backoff.on_exception(
             backoff.runtime, RateLimited, value=lambda exc: exc.retry_after,
-            jitter=None, on_backoff=_log_rate_limit)
+            jitter=None, on_backoff=_log_rate_limit, logger=None)
         retried = backoff.on_exception(
             backoff.expo, transient, max_tries=config.max_retries + 1,
-            factor=backoff_factor, jitter=backoff.full_jitter, on_backoff=_log_retry)
+            factor=backoff_factor, jitter=backoff.full_jitter, on_backoff=_log_retry,
+            logger=None)
         self._call = retried(rate_limited(self._call_once))
 
     def list_exports(self, start):

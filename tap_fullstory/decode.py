@@ -17,18 +17,22 @@ READ_BYTES = 1 << 18
 
 
 def open_body(path):
-    """Open a spooled body for reading its JSON bytes, inflating it if it is gzip."""
+    """Open a spooled body for reading its JSON bytes: inflated if gzip, past any BOM."""
     with open(path, "rb") as raw:
         magic = raw.read(2)
-    return gzip.open(path, "rb") if magic == GZIP_MAGIC else open(path, "rb")
+    body = gzip.open(path, "rb") if magic == GZIP_MAGIC else open(path, "rb")
+    if body.peek(len(UTF8_BOM)).startswith(UTF8_BOM):
+        body.read(len(UTF8_BOM))
+    return body
 
 
 def _first_byte(path):
+    """The first byte after leading whitespace, or b"" for an empty body."""
     with open_body(path) as body:
-        head = body.read(4096).lstrip(b" \t\r\n")
-        if head.startswith(UTF8_BOM):
-            head = head[len(UTF8_BOM):].lstrip(b" \t\r\n")
-    return head[:1]
+        while chunk := body.read(4096):
+            if chunk := chunk.lstrip(b" \t\r\n"):
+                return chunk[:1]
+    return b""
 
 
 def iter_events(path, bundle_id):

@@ -61,10 +61,12 @@ def read_bookmark(state):
     unknown = set(state) - {"bookmarks", "currently_syncing"}
     if unknown:
         raise _bad_state(f"has keys this tap never writes ({', '.join(sorted(unknown))})")
-    bookmarks = state.get("bookmarks") or {}
+    bookmarks = state.get("bookmarks")
+    bookmarks = {} if bookmarks is None else bookmarks
     if not isinstance(bookmarks, dict):
         raise _bad_state("'bookmarks' must be an object")
-    entry = bookmarks.get(STREAM) or {}
+    entry = bookmarks.get(STREAM)
+    entry = {} if entry is None else entry
     if not isinstance(entry, dict):
         raise _bad_state("'bookmarks.events' must be an object")
     stop = entry.get("ExportBundleStop")

@@ -1,0 +1,99 @@
+"""Shared fakes: the sandbox on port 0, CLI runners and message helpers."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from ciso8601 import parse_rfc3339
+
+from tap_fullstory.discover import IDENTITY_FIELDS
+from tap_fullstory.sandbox.data import SandboxData
+from tap_fullstory.sandbox.server import SandboxServer
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+TAP = str(BIN / "tap-fullstory")
+SANDBOX = str(BIN / "tap-fullstory-sandbox")
+API_KEY = "test-key-5f3a9c0e7b1d"  # searched for in every output the tests capture
+
+
+def tool(name, venv):
+    """A command installed in one of the per-tool virtualenvs `make test` creates."""
+    venvs = Path(os.environ.get("TAP_FULLSTORY_VENVS", ROOT / ".venvs"))
+    path = venvs / venv / "bin" / name
+    assert path.exists(), f"{path} is missing: run the tests with `make test`"
+    return str(path)
+
+
+@pytest.fixture
+def sandbox():
+    """Start sandboxes on free loopback ports: sandbox(bundles=…, rate=…, …)."""
+    servers = []
+
+    def start(rate=(0, 1.0), api_key=API_KEY, **data):
+        data.setdefault("bundles", 25)
+        data.setdefault("events_per_bundle", 20)
+        server = SandboxServer(SandboxData(**data), api_key=api_key, rate=rate).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def write_config(tmp_path):
+    def write(url, **settings):
+        config = {"api_key": API_KEY, "start_date": "2026-01-01T00:00:00Z", "base_url": url,
+                  **settings}
+        path = tmp_path / f"config-{len(list(tmp_path.glob('config-*')))}.json"
+        path.write_text(json.dumps(config))
+        return str(path)
+    return write
+
+
+def run_tap(*args, timeout=120):
+    """Run the real `tap-fullstory` console script; the key must not appear anywhere."""
+    result = subprocess.run([TAP, *args], capture_output=True, timeout=timeout)
+    for stream in (result.stdout, result.stderr):
+        assert API_KEY.encode() not in stream, "the API key leaked into the tap's output"
+    return result
+
+
+def messages(stdout):
+    """Every Singer message in a tap's stdout (bytes), in order."""
+    return [json.loads(line) for line in stdout.decode("utf-8").splitlines() if line]
+
+
+def records(msgs):
+    return [m["record"] for m in msgs if m["type"] == "RECORD"]
+
+
+def states(msgs):
+    return [m["value"] for m in msgs if m["type"] == "STATE"]
+
+
+def identity(record):
+    return record["ExportBundleId"], record["ExportBundleRow"]
+
+
+def original_event(record):
+    """The bundle event a record was shaped from: declared fields plus CustomVars."""
+    event = {k: v for k, v in record.items()
+             if k not in IDENTITY_FIELDS and k != "CustomVars"}
+    event.update(record.get("CustomVars") or {})
+    return event
+
+
+def expected_events(data, since=None):
+    """{(bundle id, row): event} for every event `data` serves, optionally from `since`."""
+    expected = {}
+    for index, export in enumerate(data.exports()):
+        for row, event in enumerate(data.events(index)):
+            if since is None or parse_rfc3339(event["EventStart"]) >= parse_rfc3339(since):
+                expected[(export["Id"], row)] = event
+    return expected
