@@ -2,6 +2,7 @@
 
 import json
 import math
+import sys
 import threading
 import time
 from collections import deque
@@ -65,6 +66,11 @@ class SandboxServer(ThreadingHTTPServer):
         self.exports = self.data.exports()
         self.requests = []  # (path, status) of every request, for tests and logs
         self._thread = None
+
+    def handle_error(self, request, client_address):
+        # A client that hangs up mid-body (a killed tap) is normal here, not an error.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
     @property
     def url(self):

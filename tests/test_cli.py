@@ -1,0 +1,223 @@
+"""End-to-end: the real `tap-fullstory` command against the sandbox on loopback."""
+
+import json
+
+from jsonschema import Draft4Validator
+
+from conftest import (API_KEY, messages, original_event, expected_events, identity,
+                      records, run_tap, states)
+
+from tap_fullstory.sandbox.data import SandboxData
+
+
+def test_version_and_about():
+    assert run_tap("--version").stdout.decode().strip() == "tap-fullstory 0.1.0"
+    about = json.loads(run_tap("--about").stdout)
+    assert about["name"] == "tap-fullstory"
+    assert {"discover", "catalog", "state"} <= set(about["capabilities"])
+    settings = {s["name"]: s for s in about["settings"]}
+    assert settings["request_timeout"]["default"] == 300
+    assert settings["api_key"]["required"] and settings["api_key"]["secret"]
+    markdown = run_tap("--about", "--format", "markdown").stdout.decode()
+    assert "| `checkpoint_every` | integer | no | `10000` |" in markdown
+
+
+def test_discover_prints_the_catalog_without_any_network(write_config):
+    result = run_tap("--config", write_config("http://127.0.0.1:9"), "--discover")
+    assert result.returncode == 0, result.stderr
+    catalog = json.loads(result.stdout)
+    assert catalog["streams"][0]["tap_stream_id"] == "events"
+
+
+def test_sync_emits_every_event_exactly_once_field_for_field(sandbox, write_config):
+    server = sandbox(bundles=25, events_per_bundle=20)
+    result = run_tap("--config", write_config(server.url, checkpoint_every=7))
+    assert result.returncode == 0, result.stderr.decode()
+    msgs = messages(result.stdout)
+    assert msgs[0]["type"] == "SCHEMA" and msgs[0]["key_properties"] == []
+    got = records(msgs)
+    expected = expected_events(server.data)
+    assert len(got) == len(expected) == 500
+    assert {identity(r): original_event(r) for r in got} == expected
+    validator = Draft4Validator(msgs[0]["schema"])
+    for record in got:
+        validator.validate(record)
+    big = [r["UserId"] for r in got if r.get("UserId", 0) > 2**53]
+    assert big and all(type(v) is int for v in big)
+    assert all("time_extracted" in m for m in msgs if m["type"] == "RECORD")
+    # two LIST pages (20 + 5), then a short page ends the listing
+    assert sum(1 for path, _ in server.requests if "/list" in path) == 2
+    assert states(msgs)[-1] == {"bookmarks": {"events": {
+        "ExportBundleStop": "2026-01-26T00:00:00.000000Z"}}, "currently_syncing": None}
+
+
+def test_every_state_covers_exactly_the_records_before_it(sandbox, write_config):
+    server = sandbox(bundles=3, events_per_bundle=20)
+    msgs = messages(run_tap("--config", write_config(server.url, checkpoint_every=6)).stdout)
+    seen = []  # (ExportBundleStop, ExportBundleId, ExportBundleRow) written so far
+    checkpoints = 0
+    for message in msgs:
+        if message["type"] == "RECORD":
+            record = message["record"]
+            seen.append((record["ExportBundleStop"], *identity(record)))
+        elif message["type"] == "STATE":
+            events = message["value"]["bookmarks"]["events"]
+            done_stop = events.get("ExportBundleStop", "")
+            progress = events.get("in_progress")
+            in_bundle = progress and progress["ExportBundleId"]
+            # rows of fully emitted bundles, then exactly rows_done rows of the open one
+            assert all(stop <= done_stop or bundle == in_bundle for stop, bundle, _ in seen)
+            assert sum(1 for stop, _, _ in seen if stop <= done_stop) % 20 == 0
+            if progress:
+                checkpoints += 1
+                rows = [row for _, bundle, row in seen if bundle == in_bundle]
+                assert rows == list(range(progress["rows_done"]))
+                assert message["value"]["currently_syncing"] == "events"
+    assert len(seen) == 60
+    assert checkpoints == 9  # rows 6, 12, 18 of each bundle
+    assert msgs[-1]["value"]["currently_syncing"] is None
+
+
+def test_start_date_mid_bundle_drops_earlier_events(sandbox, write_config):
+    server = sandbox(bundles=3, events_per_bundle=40)
+    since = "2026-01-01T12:00:00.000Z"
+    result = run_tap("--config", write_config(server.url, start_date=since))
+    got = records(messages(result.stdout))
+    expected = expected_events(server.data, since=since)
+    assert {identity(r): original_event(r) for r in got} == expected
+    assert len(expected) < 120
+    assert min(r["EventStart"] for r in got) >= since
+    assert got[0]["ExportBundleStop"] == "2026-01-02T00:00:00.000000Z"  # the straddler
+    assert "earlier than start_date were not emitted" in result.stderr.decode()
+
+
+def test_second_run_from_final_state_finds_nothing_new(sandbox, write_config, tmp_path):
+    server = sandbox(bundles=4)
+    config = write_config(server.url)
+    first = states(messages(run_tap("--config", config).stdout))[-1]
+    state = tmp_path / "state.json"
+    state.write_text(json.dumps(first))
+    second = messages(run_tap("--config", config, "--state", str(state)).stdout)
+    assert records(second) == []
+    assert states(second)[-1] == first
+
+
+def test_legacy_flat_state_is_accepted_and_converted(sandbox, write_config, tmp_path):
+    server = sandbox(bundles=4)
+    state = tmp_path / "state.json"
+    state.write_text(json.dumps({"events": "2026-01-03T00:00:00Z"}))
+    msgs = messages(run_tap("--config", write_config(server.url), "--state", str(state)).stdout)
+    assert {r["ExportBundleStop"] for r in records(msgs)} == {
+        "2026-01-04T00:00:00.000000Z", "2026-01-05T00:00:00.000000Z"}
+    assert states(msgs)[-1]["bookmarks"]["events"] == {
+        "ExportBundleStop": "2026-01-05T00:00:00.000000Z"}
+
+
+def catalog_file(tmp_path, write_config, url, edit):
+    discovered = json.loads(run_tap("--config", write_config(url), "--discover").stdout)
+    edit(discovered["streams"][0])
+    path = tmp_path / "catalog.json"
+    path.write_text(json.dumps(discovered))
+    return str(path)
+
+
+def set_md(stream, breadcrumb, key, value):
+    for entry in stream["metadata"]:
+        if entry["breadcrumb"] == breadcrumb:
+            entry["metadata"][key] = value
+
+
+def test_every_field_deselected_leaves_exactly_the_automatic_fields(
+        sandbox, write_config, tmp_path):
+    server = sandbox(bundles=2)
+
+    def deselect_all(stream):
+        set_md(stream, [], "selected", True)
+        for name in stream["schema"]["properties"]:
+            set_md(stream, ["properties", name], "selected", False)
+
+    for option in ("--catalog", "--properties"):
+        path = catalog_file(tmp_path, write_config, server.url, deselect_all)
+        got = records(messages(run_tap("--config", write_config(server.url),
+                                       option, path).stdout))
+        assert len(got) == 40
+        assert all(set(r) == {"ExportBundleStop"} for r in got)
+
+
+def test_field_selection_and_custom_vars(sandbox, write_config, tmp_path):
+    server = sandbox(bundles=2)
+
+    def pick(stream):
+        set_md(stream, [], "selected", True)
+        for name in stream["schema"]["properties"]:
+            keep = name in ("EventType", "UserId", "CustomVars")
+            set_md(stream, ["properties", name], "selected", keep)
+
+    path = catalog_file(tmp_path, write_config, server.url, pick)
+    got = records(messages(run_tap("--config", write_config(server.url),
+                                   "--catalog", path).stdout))
+    assert all(set(r) <= {"EventType", "UserId", "CustomVars", "ExportBundleStop"}
+               for r in got)
+    assert any("CustomVars" in r for r in got)
+
+
+def test_table_key_properties_from_the_catalog_are_honoured(sandbox, write_config, tmp_path):
+    server = sandbox(bundles=1)
+
+    def upsert_keys(stream):
+        set_md(stream, [], "selected", True)
+        set_md(stream, [], "table-key-properties", ["ExportBundleId", "ExportBundleRow"])
+        set_md(stream, ["properties", "ExportBundleRow"], "selected", False)
+
+    path = catalog_file(tmp_path, write_config, server.url, upsert_keys)
+    msgs = messages(run_tap("--config", write_config(server.url), "--catalog", path).stdout)
+    assert msgs[0]["key_properties"] == ["ExportBundleId", "ExportBundleRow"]
+    assert all("ExportBundleRow" in r for r in records(msgs))
+
+
+def test_catalog_without_the_stream_selected_syncs_nothing(sandbox, write_config, tmp_path):
+    server = sandbox(bundles=1)
+    path = catalog_file(tmp_path, write_config, server.url, lambda stream: None)
+    result = run_tap("--config", write_config(server.url), "--catalog", path)
+    assert result.returncode == 0
+    assert records(messages(result.stdout)) == []
+    assert "does not select the 'events' stream" in result.stderr.decode()
+    assert server.requests == []
+
+
+def test_rate_limit_429_waits_retry_after_and_loses_nothing(sandbox, write_config):
+    server = sandbox(bundles=5, events_per_bundle=10, rate=(2, 1.0))
+    result = run_tap("--config", write_config(server.url))
+    assert result.returncode == 0, result.stderr.decode()
+    got = records(messages(result.stdout))
+    assert {identity(r): original_event(r) for r in got} == expected_events(server.data)
+    assert any(status == 429 for _, status in server.requests)
+    assert "FullStory rate limit (429) on bundle" in result.stderr.decode()
+
+
+def test_wrong_api_key_is_one_critical_line(sandbox, write_config):
+    server = sandbox(bundles=1, api_key="the-right-key")
+    result = run_tap("--config", write_config(server.url))
+    assert result.returncode == 1
+    stderr = result.stderr.decode()
+    critical = [line for line in stderr.splitlines() if line.startswith("CRITICAL")]
+    assert critical == ["CRITICAL FullStory rejected the API key (401): check api_key in "
+                        "the config."]
+    assert "Traceback" not in stderr
+    assert API_KEY not in stderr
+
+
+def test_bad_config_is_one_line_and_writes_nothing(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"api_key": API_KEY, "start_date": "last tuesday"}))
+    result = run_tap("--config", str(path))
+    assert result.returncode == 1
+    assert result.stdout == b""
+    assert result.stderr.decode().strip() == (
+        "CRITICAL start_date 'last tuesday' is not an RFC 3339 timestamp; write it like "
+        "2024-01-01T00:00:00Z.")
+
+
+def test_sandbox_data_is_what_the_tests_expect():
+    data = SandboxData(bundles=1, events_per_bundle=50)
+    assert data.events(0) == SandboxData(bundles=1, events_per_bundle=50).events(0)
