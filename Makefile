@@ -1,0 +1,35 @@
+# Two commands on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+VENVS := .venvs
+PIP_QUIET := --quiet --disable-pip-version-check
+
+.PHONY: demo test venvs clean
+
+$(VENV)/.installed: setup.py
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10) and "tap-fullstory needs Python 3.10 or newer")'
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install $(PIP_QUIET) -e '.[test]'
+	touch $@
+
+# Each Singer target and tool lives in its own virtualenv: their pins clash with the tap's.
+$(VENVS)/target-jsonl/.installed:
+	$(PYTHON) -m venv $(VENVS)/target-jsonl
+	$(VENVS)/target-jsonl/bin/pip install $(PIP_QUIET) target-jsonl==0.1.4
+	touch $@
+
+$(VENVS)/singer-tools/.installed:
+	$(PYTHON) -m venv $(VENVS)/singer-tools
+	$(VENVS)/singer-tools/bin/pip install $(PIP_QUIET) singer-tools==0.4.1
+	touch $@
+
+venvs: $(VENV)/.installed $(VENVS)/target-jsonl/.installed $(VENVS)/singer-tools/.installed
+
+demo: $(VENV)/.installed $(VENVS)/target-jsonl/.installed
+	bash demo/run.sh
+
+test: venvs
+	$(VENV)/bin/pytest tests
+
+clean:
+	rm -rf $(VENV) $(VENVS) demo-output *.egg-info

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# `make demo`: the tap's main job against the built-in sandbox, piped into target-jsonl.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+TAP_BIN=.venv/bin
+TARGET=.venvs/target-jsonl/bin/target-jsonl
+OUT=demo-output
+rm -rf "$OUT" && mkdir -p "$OUT/run-1" "$OUT/run-2"
+
+# 24 daily bundles of 250 events; the sandbox allows 4 downloads a second so the demo
+# shows the tap honouring 429 + Retry-After without taking minutes.
+"$TAP_BIN/tap-fullstory-sandbox" --bundles 24 --events-per-bundle 250 --rate 4/1 \
+    > "$OUT/sandbox.log" 2>&1 &
+SANDBOX_PID=$!
+trap 'kill "$SANDBOX_PID" 2>/dev/null; wait "$SANDBOX_PID" 2>/dev/null || true' EXIT
+
+URL=""
+for _ in $(seq 100); do
+  URL=$(sed -n 's/^tap-fullstory-sandbox listening on //p' "$OUT/sandbox.log")
+  [ -n "$URL" ] && break
+  kill -0 "$SANDBOX_PID" 2>/dev/null || { cat "$OUT/sandbox.log"; exit 1; }
+  sleep 0.1
+done
+[ -n "$URL" ] || { echo "the sandbox did not start"; exit 1; }
+echo "Sandbox: $URL (24 bundles, gzip and plain bodies, 4 downloads/s)"
+
+cat > "$OUT/config.json" <<JSON
+{"api_key": "sandbox-key", "start_date": "2026-01-01T00:00:00Z", "base_url": "$URL",
+ "checkpoint_every": 1000}
+JSON
+echo "{\"destination_path\": \"$OUT/run-1\"}" > "$OUT/target-1.json"
+echo "{\"destination_path\": \"$OUT/run-2\"}" > "$OUT/target-2.json"
+
+echo
+echo "== Catalog (tap-fullstory --config $OUT/config.json --discover)"
+"$TAP_BIN/tap-fullstory" --config "$OUT/config.json" --discover > "$OUT/catalog.json"
+"$TAP_BIN/python" demo/summary.py catalog "$OUT/catalog.json"
+
+echo
+echo "== Sync 1: tap-fullstory --config … | target-jsonl >> state.json"
+"$TAP_BIN/tap-fullstory" --config "$OUT/config.json" 2> "$OUT/tap-1.log" \
+  | "$TARGET" --config "$OUT/target-1.json" >> "$OUT/state.json"
+WAITS=$(grep -c "rate limit (429)" "$OUT/tap-1.log" || true)
+echo "   waited out ${WAITS} 429 answer(s) as Retry-After asked; log: $OUT/tap-1.log"
+tail -n 1 "$OUT/state.json" > "$OUT/state-1.json"
+
+echo
+echo "== Sync 2 from the saved state (nothing new is expected)"
+"$TAP_BIN/tap-fullstory" --config "$OUT/config.json" --state "$OUT/state-1.json" \
+  2> "$OUT/tap-2.log" | "$TARGET" --config "$OUT/target-2.json" >> "$OUT/state.json"
+tail -n 1 "$OUT/state.json" > "$OUT/state-2.json"
+
+echo
+"$TAP_BIN/python" demo/summary.py report "$OUT"

@@ -1,0 +1,57 @@
+"""The tap piped into real Singer programs, each in its own virtualenv."""
+
+import json
+import subprocess
+
+from conftest import TAP, expected_events, identity, messages, original_event, states, tool
+
+
+def pipe(tap_args, target_args, cwd):
+    tap = subprocess.Popen([TAP, *tap_args], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    target = subprocess.run(target_args, stdin=tap.stdout, capture_output=True, cwd=cwd,
+                            timeout=300)
+    tap.stdout.close()
+    tap_stderr = tap.stderr.read()
+    assert tap.wait(timeout=60) == 0, tap_stderr.decode()
+    return target
+
+
+def test_target_jsonl_receives_every_event_exactly_once(sandbox, write_config, tmp_path):
+    server = sandbox(bundles=22, events_per_bundle=30)
+    (tmp_path / "target.json").write_text(json.dumps({"destination_path": str(tmp_path / "out")}))
+    target = pipe(["--config", write_config(server.url, checkpoint_every=25)],
+                  [tool("target-jsonl", "target-jsonl"), "--config", "target.json"], tmp_path)
+    assert target.returncode == 0, target.stderr.decode()
+    files = list((tmp_path / "out").glob("events*.jsonl"))
+    assert len(files) == 1
+    rows = [json.loads(line) for line in files[0].read_text("utf-8").splitlines()]
+    assert {identity(r): original_event(r) for r in rows} == expected_events(server.data)
+    assert len(rows) == 660
+    final = json.loads(target.stdout.decode().splitlines()[-1])
+    assert final == {"bookmarks": {"events": {
+        "ExportBundleStop": "2026-01-23T00:00:00.000000Z"}}, "currently_syncing": None}
+
+
+def test_singer_check_tap_validates_the_message_stream(sandbox, write_config, tmp_path):
+    server = sandbox(bundles=21, events_per_bundle=25)
+    output = subprocess.run([TAP, "--config", write_config(server.url, checkpoint_every=10)],
+                            capture_output=True, timeout=120).stdout
+    assert len(states(messages(output))) > 21
+    check = subprocess.run([tool("singer-check-tap", "singer-tools")], input=output,
+                           capture_output=True, cwd=tmp_path, timeout=300)
+    report = check.stdout.decode()
+    assert check.returncode == 0, report + check.stderr.decode()
+    assert "The output is valid." in report
+    assert "    525 record messages" in report
+
+
+def test_singer_check_tap_rejects_a_record_that_breaks_the_schema(tmp_path):
+    # The validator above must be able to fail: feed it one bad record.
+    schema = {"type": "SCHEMA", "stream": "events", "key_properties": [],
+              "schema": {"type": "object", "properties": {
+                  "EventStart": {"type": ["null", "string"], "format": "date-time"}}}}
+    bad = {"type": "RECORD", "stream": "events", "record": {"EventStart": "yesterday"}}
+    stream = "\n".join(json.dumps(m) for m in (schema, bad)) + "\n"
+    check = subprocess.run([tool("singer-check-tap", "singer-tools")], input=stream.encode(),
+                           capture_output=True, cwd=tmp_path, timeout=120)
+    assert check.returncode != 0
