@@ -7,8 +7,8 @@ TARGET=.venvs/target-jsonl/bin/target-jsonl
 OUT=demo-output
 rm -rf "$OUT" && mkdir -p "$OUT/run-1" "$OUT/run-2"
 
-# 24 daily bundles of 250 events; the sandbox allows 4 downloads a second so the demo
-# shows the tap honouring 429 + Retry-After without taking minutes.
+# 24 daily bundles of 250 events. FullStory allows 2 downloads a minute; the sandbox is told
+# to allow 4 a second, and the tap to pace itself to that, so the demo takes seconds.
 "$TAP_BIN/tap-fullstory-sandbox" --bundles 24 --events-per-bundle 250 --rate 4/1 \
     > "$OUT/sandbox.log" 2>&1 &
 SANDBOX_PID=$!
@@ -26,7 +26,7 @@ echo "Sandbox: $URL (24 bundles, gzip and plain bodies, 4 downloads/s)"
 
 cat > "$OUT/config.json" <<JSON
 {"api_key": "sandbox-key", "start_date": "2026-01-01T00:00:00Z", "base_url": "$URL",
- "checkpoint_every": 1000}
+ "checkpoint_every": 1000, "max_downloads_per_minute": 240}
 JSON
 echo "{\"destination_path\": \"$OUT/run-1\"}" > "$OUT/target-1.json"
 echo "{\"destination_path\": \"$OUT/run-2\"}" > "$OUT/target-2.json"
@@ -40,8 +40,9 @@ echo
 echo "== Sync 1: tap-fullstory --config … | target-jsonl >> state.json"
 "$TAP_BIN/tap-fullstory" --config "$OUT/config.json" 2> "$OUT/tap-1.log" \
   | "$TARGET" --config "$OUT/target-1.json" >> "$OUT/state.json"
-WAITS=$(grep -c "rate limit (429)" "$OUT/tap-1.log" || true)
-echo "   waited out ${WAITS} 429 answer(s) as Retry-After asked; log: $OUT/tap-1.log"
+PACED=$(grep -c "Pacing downloads" "$OUT/tap-1.log" || true)
+LIMITED=$(grep -c "rate limit (429)" "$OUT/tap-1.log" || true)
+echo "   paced ${PACED} download(s) to the limit; ${LIMITED} 429 answer(s); log: $OUT/tap-1.log"
 tail -n 1 "$OUT/state.json" > "$OUT/state-1.json"
 
 echo

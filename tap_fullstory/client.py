@@ -1,14 +1,17 @@
-"""HTTP to FullStory's legacy Data Export API: auth, timeouts, retries, 429 waits."""
+"""HTTP to FullStory's legacy Data Export API: auth, timeouts, pacing, retries, 429 waits."""
 
 import email.utils
+import re
 import time
+from urllib.parse import urlsplit
 
 import backoff
 import requests
 import singer
 from singer import metrics
 
-from tap_fullstory.errors import FatalAPIError, RetriableAPIError
+from tap_fullstory.errors import FatalAPIError, RetriableAPIError, TapError
+from tap_fullstory.pacing import DownloadPacer
 
 LOGGER = singer.get_logger()
 
@@ -16,6 +19,9 @@ LIST_PATH = "/api/v1/export/list"
 GET_PATH = "/api/v1/export/get"
 DEFAULT_RETRY_AFTER = 60  # seconds, when a 429 carries no usable Retry-After
 CHUNK_BYTES = 1 << 20
+TRANSIENT = (RetriableAPIError, requests.ConnectionError, requests.Timeout,
+             requests.exceptions.ChunkedEncodingError,
+             requests.exceptions.ContentDecodingError)
 
 FATAL_HINTS = {
     401: "FullStory rejected the API key (401): check api_key in the config.",
@@ -26,6 +32,10 @@ FATAL_HINTS = {
 
 class RateLimited(RetriableAPIError):
     """A 429: wait `retry_after` seconds, then try again; never counts as a failure."""
+
+
+class RetriesExhausted(TapError):
+    """A transient fault that outlasted max_retries."""
 
 
 def retry_after_seconds(response, default=DEFAULT_RETRY_AFTER, now=None):
@@ -43,48 +53,58 @@ def retry_after_seconds(response, default=DEFAULT_RETRY_AFTER, now=None):
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return default
-    if when is None:
-        return default
     now = time.time() if now is None else now
     return max(0.0, when.timestamp() - now)
 
 
+def describe_failure(exc, timeout):
+    """A short, key-free phrase for why a request failed."""
+    if isinstance(exc, TapError):
+        return str(exc)
+    if isinstance(exc, requests.Timeout):
+        return f"no answer within {timeout:g} s (request_timeout)"
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
+        return "the connection broke in the middle of the body"
+    if isinstance(exc, requests.exceptions.ContentDecodingError):
+        return "the gzip-encoded body was corrupt"
+    text = str(exc)
+    reason = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", text)
+    if reason:
+        return reason.group(1).strip().rstrip(".")
+    if "RemoteDisconnected" in text or "Connection aborted" in text:
+        return "the server closed the connection without an answer"
+    return type(exc).__name__
+
+
 def _log_rate_limit(details):
     LOGGER.info("FullStory rate limit (429) on %s: waiting %.1f s as Retry-After asks.",
-                details["args"][1], details["wait"])
-
-
-def _log_retry(details):
-    LOGGER.warning("%s failed (try %d): %s. Retrying in %.1f s.",
-                   details["args"][1], details["tries"], details["exception"],
-                   details["wait"])
+                details["args"][0], details["wait"])
 
 
 class FullStoryClient:
-    """Calls LIST and GET with the key, timeouts and retries a config asks for."""
+    """Calls LIST and GET with the key, timeouts, pacing and retries a config asks for."""
 
-    def __init__(self, config, session=None, backoff_factor=1.0):
+    def __init__(self, config, session=None, backoff_factor=1.0, pacer=None):
         self.config = config
         self.session = session or requests.Session()
         self.session.headers.update({"Authorization": f"Basic {config.api_key}",
                                      "User-Agent": config.user_agent})
         self.list_url = config.base_url + LIST_PATH
         self.get_url = config.base_url + GET_PATH
-        transient = (RetriableAPIError, requests.ConnectionError, requests.Timeout,
-                     requests.exceptions.ChunkedEncodingError,
-                     requests.exceptions.ContentDecodingError)
+        self.host = urlsplit(config.base_url).netloc
+        self.pacer = pacer or DownloadPacer(config.max_downloads_per_minute)
         rate_limited = backoff.on_exception(
             backoff.runtime, RateLimited, value=lambda exc: exc.retry_after,
             jitter=None, on_backoff=_log_rate_limit, logger=None)
         retried = backoff.on_exception(
-            backoff.expo, transient, max_tries=config.max_retries + 1,
-            factor=backoff_factor, jitter=backoff.full_jitter, on_backoff=_log_retry,
+            backoff.expo, TRANSIENT, max_tries=config.max_retries + 1,
+            factor=backoff_factor, jitter=backoff.full_jitter, on_backoff=self._log_retry,
             logger=None)
         self._call = retried(rate_limited(self._call_once))
 
     def list_exports(self, start):
         """One LIST page: the (at most 20) bundles whose Stop is after `start`."""
-        body = self._call("GET", "list", self.list_url, {"start": int(start)}, None)
+        body = self._request("list", self.list_url, {"start": int(start)}, None)
         exports = body.get("exports") if isinstance(body, dict) else None
         if not isinstance(exports, list):
             raise FatalAPIError("FullStory's list answer has no 'exports' array; check "
@@ -93,22 +113,42 @@ class FullStoryClient:
 
     def download(self, bundle_id, handle):
         """GET one bundle's body into the open binary file `handle`; returns its size."""
-        return self._call("GET", f"bundle {bundle_id}", self.get_url, {"id": bundle_id},
-                          handle)
+        return self._request(f"bundle {bundle_id}", self.get_url, {"id": bundle_id}, handle)
 
-    def _call_once(self, method, what, url, params, handle):
-        timeout = self.config.request_timeout
+    def _request(self, what, url, params, handle):
+        try:
+            return self._call(what, url, params, handle)
+        except TRANSIENT as exc:
+            raise RetriesExhausted(
+                f"Gave up on {what} after {self.config.max_retries + 1} tries: "
+                f"{describe_failure(exc, self.config.request_timeout)}. Check that "
+                f"{self.host} is reachable, then run again from the last STATE.") from None
+
+    def _log_retry(self, details):
+        LOGGER.warning("%s failed (try %d of %d): %s. Retrying in %.1f s.",
+                       details["args"][0], details["tries"], self.config.max_retries + 1,
+                       describe_failure(details["exception"], self.config.request_timeout),
+                       details["wait"])
+
+    def _call_once(self, what, url, params, handle):
+        downloading = handle is not None
+        if downloading:
+            self.pacer.wait(what)
         with metrics.http_request_timer(what.split()[0]) as timer:
-            response = self.session.request(method, url, params=params, timeout=timeout,
-                                            stream=handle is not None)
+            try:
+                response = self.session.get(url, params=params, stream=downloading,
+                                            timeout=self.config.request_timeout)
+            finally:
+                if downloading:
+                    self.pacer.mark()
             timer.tags[metrics.Tag.http_status_code] = response.status_code
         with response:
             self._raise_for_status(what, response)
-            if handle is None:
+            if not downloading:
                 try:
                     return response.json()
                 except ValueError:
-                    raise RetriableAPIError(f"FullStory's answer to {what} is not JSON.",
+                    raise RetriableAPIError(f"FullStory's answer to {what} is not JSON",
                                             response) from None
             handle.seek(0)
             handle.truncate()
@@ -130,12 +170,11 @@ class FullStoryClient:
         if status in FATAL_HINTS:
             raise FatalAPIError(FATAL_HINTS[status], response)
         if status == 404:
-            hint = ("the bundle id no longer exists" if what.startswith("bundle")
-                    else "check base_url")
+            hint = ("the bundle no longer exists; run again to list bundles afresh"
+                    if what.startswith("bundle") else "check base_url")
             raise FatalAPIError(f"FullStory answered 404 Not Found for {what}: {hint}.",
                                 response)
+        reason = f"FullStory answered {status} {response.reason or ''}".rstrip()
         if status >= 500 or status == 408:
-            raise RetriableAPIError(f"{what}: FullStory answered {status} "
-                                    f"{response.reason or ''}".rstrip(), response)
-        raise FatalAPIError(f"FullStory answered {status} {response.reason or ''} for "
-                            f"{what}; check the config.", response)
+            raise RetriableAPIError(reason, response)
+        raise FatalAPIError(f"{reason} for {what}; check the config.", response)

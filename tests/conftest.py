@@ -48,8 +48,9 @@ def sandbox():
 @pytest.fixture
 def write_config(tmp_path):
     def write(url, **settings):
+        # Pacing is off unless a test asks for it: the sandbox limits only when told to.
         config = {"api_key": API_KEY, "start_date": "2026-01-01T00:00:00Z", "base_url": url,
-                  **settings}
+                  "max_downloads_per_minute": 60000, **settings}
         path = tmp_path / f"config-{len(list(tmp_path.glob('config-*')))}.json"
         path.write_text(json.dumps(config))
         return str(path)

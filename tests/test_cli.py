@@ -20,6 +20,7 @@ def test_version_and_about():
     assert settings["api_key"]["required"] and settings["api_key"]["secret"]
     markdown = run_tap("--about", "--format", "markdown").stdout.decode()
     assert "| `checkpoint_every` | integer | no | `10000` |" in markdown
+    assert "| `max_downloads_per_minute` | number | no | `2` |" in markdown
 
 
 def test_discover_prints_the_catalog_without_any_network(write_config):
@@ -187,7 +188,8 @@ def test_catalog_without_the_stream_selected_syncs_nothing(sandbox, write_config
 
 def test_rate_limit_429_waits_retry_after_and_loses_nothing(sandbox, write_config):
     server = sandbox(bundles=5, events_per_bundle=10, rate=(2, 1.0))
-    result = run_tap("--config", write_config(server.url))
+    # paced at 10 a second against a server allowing 2: 429s are certain
+    result = run_tap("--config", write_config(server.url, max_downloads_per_minute=600))
     assert result.returncode == 0, result.stderr.decode()
     got = records(messages(result.stdout))
     assert {identity(r): original_event(r) for r in got} == expected_events(server.data)
@@ -221,3 +223,12 @@ def test_bad_config_is_one_line_and_writes_nothing(tmp_path):
 def test_sandbox_data_is_what_the_tests_expect():
     data = SandboxData(bundles=1, events_per_bundle=50)
     assert data.events(0) == SandboxData(bundles=1, events_per_bundle=50).events(0)
+
+
+def test_downloads_paced_to_the_limit_never_provoke_a_429(sandbox, write_config):
+    server = sandbox(bundles=6, events_per_bundle=10, rate=(2, 1.0))
+    result = run_tap("--config", write_config(server.url, max_downloads_per_minute=120))
+    assert result.returncode == 0, result.stderr.decode()
+    assert len(records(messages(result.stdout))) == 60
+    assert [s for p, s in server.requests if "/get" in p] == [200] * 6
+    assert "Pacing downloads to 120 a minute: waiting" in result.stderr.decode()

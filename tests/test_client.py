@@ -6,9 +6,11 @@ import pytest
 import requests
 import responses
 
-from tap_fullstory.client import GET_PATH, LIST_PATH, FullStoryClient, retry_after_seconds
+from tap_fullstory.client import (GET_PATH, LIST_PATH, FullStoryClient, RetriesExhausted,
+                                  retry_after_seconds)
 from tap_fullstory.config import parse_config
-from tap_fullstory.errors import FatalAPIError, RetriableAPIError
+from tap_fullstory.errors import FatalAPIError
+from tap_fullstory.pacing import DownloadPacer
 
 BASE_URL = "https://export.example.test"
 LIST_URL = BASE_URL + LIST_PATH
@@ -17,7 +19,8 @@ GET_URL = BASE_URL + GET_PATH
 
 def make_client(**settings):
     config = parse_config({"api_key": "k-secret", "start_date": "2026-01-01T00:00:00Z",
-                           "base_url": BASE_URL, "user_agent": "tests/1.0", **settings})
+                           "base_url": BASE_URL, "user_agent": "tests/1.0",
+                           "max_downloads_per_minute": 60000, **settings})
     return FullStoryClient(config, backoff_factor=0.001)
 
 
@@ -80,7 +83,9 @@ def test_5xx_is_retried_then_succeeds():
 @responses.activate
 def test_5xx_gives_up_after_max_retries():
     responses.get(LIST_URL, status=502)
-    with pytest.raises(RetriableAPIError, match="list: FullStory answered 502"):
+    with pytest.raises(RetriesExhausted, match="^Gave up on list after 3 tries: FullStory "
+                       "answered 502 Bad Gateway. Check that export.example.test is "
+                       "reachable, then run again from the last STATE.$"):
         make_client(max_retries=2).list_exports(0)
     assert len(responses.calls) == 3
 
@@ -128,3 +133,39 @@ def test_download_404_names_the_bundle():
     responses.get(GET_URL, status=404)
     with pytest.raises(FatalAPIError, match="bundle 99"):
         make_client().download(99, io.BytesIO())
+
+
+@responses.activate
+def test_connection_refused_gives_up_with_the_cause():
+    responses.get(LIST_URL, body=requests.ConnectionError(
+        "HTTPConnectionPool(host='x', port=1): Max retries exceeded (Caused by "
+        "NewConnectionError('<conn>: Failed to establish a new connection: "
+        "[Errno 111] Connection refused'))"))
+    with pytest.raises(RetriesExhausted, match="after 2 tries: Connection refused. Check"):
+        make_client(max_retries=1).list_exports(0)
+
+
+@responses.activate
+def test_timeouts_are_retried_and_named():
+    responses.get(GET_URL, body=requests.ReadTimeout("read timed out"))
+    with pytest.raises(RetriesExhausted, match="bundle 5 after 3 tries: no answer within "
+                                               "7 s \\(request_timeout\\)"):
+        make_client(max_retries=2, request_timeout=7).download(5, io.BytesIO())
+    assert len(responses.calls) == 3
+
+
+@responses.activate
+def test_downloads_are_paced_and_lists_are_not():
+    clock = [100.0]
+    waits = []
+    pacer = DownloadPacer(2, clock=lambda: clock[0], sleep=waits.append)
+    config = parse_config({"api_key": "k", "start_date": "2026-01-01T00:00:00Z",
+                           "base_url": BASE_URL})
+    client = FullStoryClient(config, pacer=pacer)
+    responses.get(GET_URL, body=b"[]")
+    responses.get(LIST_URL, json={"exports": []})
+    client.download(1, io.BytesIO())
+    client.list_exports(0)
+    clock[0] += 10
+    client.download(2, io.BytesIO())
+    assert waits == [20.0]
