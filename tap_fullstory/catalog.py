@@ -5,7 +5,7 @@ import json
 from singer import metadata
 from singer.catalog import Catalog
 
-from tap_fullstory.discover import REPLICATION_KEY, STREAM, discover
+from tap_fullstory.discover import REPLICATION_KEY, discover
 from tap_fullstory.errors import ConfigError
 
 
@@ -40,14 +40,6 @@ def default_catalog():
         entry.metadata = metadata.to_list(
             metadata.write(metadata.to_map(entry.metadata), (), "selected", True))
     return catalog
-
-
-def selected_entry(catalog):
-    """The events stream's entry if the catalog selects it, else None."""
-    entry = catalog.get_stream(STREAM)
-    if entry is None or not entry.is_selected():
-        return None
-    return entry
 
 
 def key_properties(entry):

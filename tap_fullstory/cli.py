@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import os
 import sys
 
 import orjson
@@ -14,6 +15,7 @@ from tap_fullstory.config import SETTINGS, load_config_file, parse_config
 from tap_fullstory.discover import discover
 from tap_fullstory.emit import MessageWriter
 from tap_fullstory.errors import ConfigError, TapError
+from tap_fullstory.interrupt import STOP, Interrupted
 from tap_fullstory.sync import sync
 
 LOGGER = singer.get_logger()
@@ -112,12 +114,21 @@ def run(args):
 def main(argv=None):
     """Entry point of the `tap-fullstory` console script."""
     args = build_parser().parse_args(argv)
+    STOP.install()
     try:
         code = run(args)
     except TapError as exc:
         LOGGER.critical("%s", exc)
         code = exc.exit_code
-    except KeyboardInterrupt:
-        LOGGER.critical("Interrupted; the last STATE printed resumes the sync.")
-        code = 130
+    except Interrupted as exc:
+        LOGGER.critical("Stopped by %s; the last STATE printed resumes exactly where this "
+                        "run stopped.", exc.name)
+        code = exc.exit_code
+    except BrokenPipeError:
+        # The target went away: nothing more can be delivered. Point stdout at /dev/null
+        # so the interpreter's own final flush does not fail a second time.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.stderr.write("CRITICAL stdout was closed by the target; the last STATE it "
+                         "received resumes the sync.\n")
+        code = 1
     sys.exit(code)

@@ -84,7 +84,7 @@ def _log_rate_limit(details):
 class FullStoryClient:
     """Calls LIST and GET with the key, timeouts, pacing and retries a config asks for."""
 
-    def __init__(self, config, session=None, backoff_factor=1.0, pacer=None):
+    def __init__(self, config, session=None, pacer=None):
         self.config = config
         self.session = session or requests.Session()
         self.session.headers.update({"Authorization": f"Basic {config.api_key}",
@@ -98,7 +98,8 @@ class FullStoryClient:
             jitter=None, on_backoff=_log_rate_limit, logger=None)
         retried = backoff.on_exception(
             backoff.expo, TRANSIENT, max_tries=config.max_retries + 1,
-            factor=backoff_factor, jitter=backoff.full_jitter, on_backoff=self._log_retry,
+            factor=config.retry_backoff_seconds, jitter=backoff.full_jitter,
+            on_backoff=self._log_retry,
             logger=None)
         self._call = retried(rate_limited(self._call_once))
 

@@ -49,6 +49,8 @@ SETTINGS = (
     Setting("max_retries", "integer", "Tries after the first for a 5xx answer, a connection "
             "error, a timeout or a download cut off midway, with exponential backoff and jitter.",
             default=5, minimum=0),
+    Setting("retry_backoff_seconds", "number", "First retry delay; each later retry waits up "
+            "to twice as long (exponential backoff with full jitter).", default=1, minimum=0),
     Setting("max_downloads_per_minute", "number", "Bundle downloads started per minute at "
             "most, spaced evenly. FullStory allows 2; raise it only for the sandbox or a "
             "proxy with its own limit.", default=2, minimum=0.01),
@@ -69,6 +71,7 @@ class TapConfig:
     base_url: str = DEFAULT_BASE_URL
     checkpoint_every: int = 10000
     max_retries: int = 5
+    retry_backoff_seconds: float = 1
     max_downloads_per_minute: float = 2
     spool_dir: str = None
 

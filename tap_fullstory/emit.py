@@ -10,6 +10,8 @@ import sys
 import orjson
 import singer
 
+from tap_fullstory.interrupt import STOP
+
 CHUNK_BYTES = 1 << 16
 
 
@@ -48,8 +50,12 @@ class MessageWriter:
         self.flush()
 
     def flush(self):
-        if self._parts:
-            self._out.write(b"".join(self._parts))
-            self._parts.clear()
-            self._size = 0
-        self._out.flush()
+        with STOP.deferred():  # a signal never cuts a line in half
+            if self._parts:
+                pending = memoryview(b"".join(self._parts))
+                while pending:
+                    # A write interrupted by a signal can return short, even buffered.
+                    pending = pending[self._out.write(pending):]
+                self._parts.clear()
+                self._size = 0
+            self._out.flush()

@@ -86,20 +86,23 @@ def read_bookmark(state):
 
 
 class StateKeeper:
-    """Builds each STATE value from the state the run started with."""
+    """Builds each STATE value from the state the run started with; `last` is the newest."""
 
     def __init__(self, initial_state):
         initial = copy.deepcopy(initial_state) if isinstance(initial_state, dict) else {}
         if isinstance(initial.get(STREAM), str) and "bookmarks" not in initial:
             initial = {"bookmarks": {STREAM: {"ExportBundleStop": initial.pop(STREAM)}}}
         self._bookmarks = initial.get("bookmarks") or {}
-        self._events = dict(self._bookmarks.get(STREAM) or {})
-        self._events.pop("in_progress", None)
+        events = dict(self._bookmarks.get(STREAM) or {})
+        self.last = self._value(dict(events), initial.get("currently_syncing"))
+        events.pop("in_progress", None)
+        self._events = events
 
     def _value(self, events, syncing):
         bookmarks = dict(self._bookmarks)
         bookmarks[STREAM] = events
-        return {"bookmarks": bookmarks, "currently_syncing": syncing}
+        self.last = {"bookmarks": bookmarks, "currently_syncing": syncing}
+        return self.last
 
     def in_progress(self, bundle, rows_done):
         """STATE while `bundle` is partly emitted: rows [0, rows_done) are out."""

@@ -2,6 +2,7 @@
 
 import itertools
 
+import backoff
 import singer
 from singer import metrics
 
@@ -9,6 +10,8 @@ from tap_fullstory import catalog as catalogs
 from tap_fullstory.bundles import list_bundles
 from tap_fullstory.decode import iter_events
 from tap_fullstory.discover import IDENTITY_FIELDS, REPLICATION_KEY, STREAM
+from tap_fullstory.errors import BundleFormatError, TapError
+from tap_fullstory.interrupt import STOP, Interrupted
 from tap_fullstory.shape import RecordShaper
 from tap_fullstory.spool import BundleSpool
 from tap_fullstory.state import StateKeeper, read_bookmark
@@ -20,29 +23,28 @@ def sync(client, config, catalog, state, writer):
     """Emit every event of every bundle after the bookmark; return the final state."""
     bookmark = read_bookmark(state)
     keeper = StateKeeper(state)
-    entry = catalogs.selected_entry(catalog)
-    if entry is None:
-        LOGGER.warning("The catalog does not select the '%s' stream: nothing to sync. "
-                       "Set \"selected\": true in its metadata.", STREAM)
+    entry = catalog.get_stream(STREAM)
+    if entry is None or not entry.is_selected():
+        LOGGER.warning("%s: nothing to sync.", "The catalog has no 'events' stream (run "
+                       "--discover for one that has)" if entry is None else "The catalog "
+                       "does not select the 'events' stream (set \"selected\": true on its "
+                       "[] breadcrumb)")
         writer.write_state(keeper.final())
-        return keeper.final()
+        return keeper.last
 
     schema = entry.schema.to_dict()
-    keys = catalogs.key_properties(entry)
-    writer.write_schema(STREAM, schema, keys, [REPLICATION_KEY])
+    writer.write_schema(STREAM, schema, catalogs.key_properties(entry), [REPLICATION_KEY])
     shaper = RecordShaper(schema, catalogs.emitted_fields(entry), config.start_date,
                           IDENTITY_FIELDS)
-
-    with metrics.record_counter(STREAM) as counter:
-        for bundle in list_bundles(client, bookmark.list_from(config.start_date)):
-            skip = bookmark.rows_to_skip(bundle.id)
-            with BundleSpool(client, bundle, config.spool_dir) as spool:
-                emitted = _emit_bundle(spool, shaper, writer, keeper, skip,
-                                       config.checkpoint_every)
-            writer.write_state(keeper.bundle_done(bundle))
-            counter.increment(emitted)
-            LOGGER.info("Bundle %s: %d event(s) emitted%s.", bundle.id, emitted,
-                        f" (resumed after row {skip})" if skip else "")
+    bundles = BundleEmitter(client, config, shaper, writer, keeper)
+    try:
+        with metrics.record_counter(STREAM) as counter:
+            for bundle in list_bundles(client, bookmark.list_from(config.start_date)):
+                counter.increment(bundles.emit(bundle, bookmark.rows_to_skip(bundle.id)))
+                writer.write_state(keeper.bundle_done(bundle))
+    except Interrupted:
+        writer.write_state(keeper.last)  # true: it covers exactly what is out
+        raise
 
     if shaper.before_start_date:
         LOGGER.info("%d event(s) earlier than start_date were not emitted.",
@@ -50,36 +52,75 @@ def sync(client, config, catalog, state, writer):
     for field, count in sorted(shaper.misfits.items()):
         LOGGER.warning("%d value(s) of %s did not fit its type and went to CustomVars.",
                        count, field)
-    final = keeper.final()
-    writer.write_state(final)
-    return final
+    writer.write_state(keeper.final())
+    return keeper.last
 
 
-def _emit_bundle(spool, shaper, writer, keeper, skip, checkpoint_every):
-    """Emit one spooled bundle's records from row `skip`, with STATE checkpoints."""
-    bundle = spool.bundle
-    writer.set_time_extracted(spool.time_extracted)
-    identity = shaper.identity_values(bundle)
-    events = itertools.islice(iter_events(spool.path, bundle.id), skip, None)
-    emitted = since_state = 0
-    done = skip  # rows [0, done) of the bundle are written or deliberately not emitted
-    try:
-        for row, event in enumerate(events, start=skip):
-            record = shaper.shape(event, identity, row)
-            if record is not None:
-                writer.write_record(record)
-                emitted += 1
-                since_state += 1
-            done = row + 1
-            if since_state >= checkpoint_every:
-                writer.write_state(keeper.in_progress(bundle, done))
-                since_state = 0
-    except BaseException:
-        # Whatever stops the bundle, the rows already written get a true STATE.
-        if since_state:
-            try:
-                writer.write_state(keeper.in_progress(bundle, done))
-            except OSError:
-                pass  # stdout itself is gone; there is nobody left to tell
-        raise
-    return emitted
+class BundleEmitter:
+    """Downloads, decodes, shapes and emits one bundle at a time, with checkpoints.
+
+    A body that turns out broken while it is parsed is downloaded again (up to
+    max_retries times) and the rows already emitted are skipped.
+    """
+
+    def __init__(self, client, config, shaper, writer, keeper):
+        self.client, self.config = client, config
+        self.shaper, self.writer, self.keeper = shaper, writer, keeper
+        self._attempt = backoff.on_exception(
+            backoff.expo, BundleFormatError, max_tries=config.max_retries + 1,
+            factor=config.retry_backoff_seconds, jitter=backoff.full_jitter,
+            on_backoff=self._log_retry, logger=None)(self._download_and_emit)
+
+    def emit(self, bundle, skip):
+        """Emit `bundle` from row `skip`; returns how many records went out."""
+        progress = {"done": skip, "emitted": 0}
+        try:
+            self._attempt(bundle, progress)
+        except BundleFormatError as exc:
+            raise TapError(f"{exc} Gave up after {self.config.max_retries + 1} downloads; "
+                           f"rows before {progress['done']} are out and the last STATE "
+                           "resumes after them.") from None
+        LOGGER.info("Bundle %s: %d event(s) emitted%s.", bundle.id, progress["emitted"],
+                    f" (resumed after row {skip})" if skip else "")
+        return progress["emitted"]
+
+    def _log_retry(self, details):
+        LOGGER.warning("%s Downloading it again in %.1f s (try %d of %d).",
+                       details["exception"], details["wait"], details["tries"] + 1,
+                       self.config.max_retries + 1)
+
+    def _download_and_emit(self, bundle, progress):
+        with BundleSpool(self.client, bundle, self.config.spool_dir) as spool:
+            self._emit_rows(spool, progress)
+
+    def _emit_rows(self, spool, progress):
+        bundle, shaper, writer = spool.bundle, self.shaper, self.writer
+        writer.set_time_extracted(spool.time_extracted)
+        identity = shaper.identity_values(bundle)
+        checkpoint_every = self.config.checkpoint_every
+        done = progress["done"]  # rows [0, done) are out or deliberately not emitted
+        since_state = 0
+        events = itertools.islice(iter_events(spool.path, bundle.id), done, None)
+        try:
+            with STOP.deferred():
+                for row, event in enumerate(events, start=done):
+                    record = shaper.shape(event, identity, row)
+                    if record is not None:
+                        writer.write_record(record)
+                        progress["emitted"] += 1
+                        since_state += 1
+                    done = row + 1
+                    if since_state >= checkpoint_every:
+                        writer.write_state(self.keeper.in_progress(bundle, done))
+                        since_state = 0
+                    STOP.check()
+        except BaseException:
+            # Whatever stops the bundle, the rows already written get a true STATE.
+            if since_state:
+                try:
+                    writer.write_state(self.keeper.in_progress(bundle, done))
+                except OSError:
+                    pass  # stdout itself is gone; there is nobody left to tell
+            raise
+        finally:
+            progress["done"] = done

@@ -11,6 +11,7 @@ from ciso8601 import parse_rfc3339
 
 from tap_fullstory.discover import IDENTITY_FIELDS
 from tap_fullstory.sandbox.data import SandboxData
+from tap_fullstory.sandbox.faults import Faults
 from tap_fullstory.sandbox.server import SandboxServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,10 +34,11 @@ def sandbox():
     """Start sandboxes on free loopback ports: sandbox(bundles=…, rate=…, …)."""
     servers = []
 
-    def start(rate=(0, 1.0), api_key=API_KEY, **data):
+    def start(rate=(0, 1.0), api_key=API_KEY, faults="", **data):
         data.setdefault("bundles", 25)
         data.setdefault("events_per_bundle", 20)
-        server = SandboxServer(SandboxData(**data), api_key=api_key, rate=rate).start()
+        server = SandboxServer(SandboxData(**data), api_key=api_key, rate=rate,
+                               faults=Faults.parse(faults)).start()
         servers.append(server)
         return server
 
@@ -50,7 +52,7 @@ def write_config(tmp_path):
     def write(url, **settings):
         # Pacing is off unless a test asks for it: the sandbox limits only when told to.
         config = {"api_key": API_KEY, "start_date": "2026-01-01T00:00:00Z", "base_url": url,
-                  "max_downloads_per_minute": 60000, **settings}
+                  "max_downloads_per_minute": 60000, "retry_backoff_seconds": 0.05, **settings}
         path = tmp_path / f"config-{len(list(tmp_path.glob('config-*')))}.json"
         path.write_text(json.dumps(config))
         return str(path)

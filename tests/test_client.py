@@ -20,8 +20,9 @@ GET_URL = BASE_URL + GET_PATH
 def make_client(**settings):
     config = parse_config({"api_key": "k-secret", "start_date": "2026-01-01T00:00:00Z",
                            "base_url": BASE_URL, "user_agent": "tests/1.0",
-                           "max_downloads_per_minute": 60000, **settings})
-    return FullStoryClient(config, backoff_factor=0.001)
+                           "max_downloads_per_minute": 60000, "retry_backoff_seconds": 0.001,
+                           **settings})
+    return FullStoryClient(config)
 
 
 def response_with(headers, status=429):

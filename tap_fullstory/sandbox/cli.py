@@ -8,6 +8,7 @@ from datetime import timezone
 import ciso8601
 
 from tap_fullstory.sandbox.data import SandboxData
+from tap_fullstory.sandbox.faults import SPEC_HELP, Faults
 from tap_fullstory.sandbox.server import DEFAULT_API_KEY, SandboxServer, parse_rate
 
 
@@ -28,6 +29,7 @@ def build_parser():
     parser.add_argument("--rate", default="2/60",
                         help="download limit N/SECONDS, answered with 429 + Retry-After "
                              "(default 2/60, FullStory's; 'unlimited' turns it off)")
+    parser.add_argument("--faults", default="", help=SPEC_HELP)
     return parser
 
 
@@ -35,12 +37,14 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         rate = parse_rate(args.rate)
+        faults = Faults.parse(args.faults)
         start = ciso8601.parse_rfc3339(args.start).astimezone(timezone.utc)
     except ValueError as exc:
         sys.exit(f"tap-fullstory-sandbox: {exc}")
     data = SandboxData(bundles=args.bundles, events_per_bundle=args.events_per_bundle,
                        start=start, period_hours=args.period_hours, seed=args.seed)
-    server = SandboxServer(data, api_key=args.api_key, rate=rate, port=args.port)
+    server = SandboxServer(data, api_key=args.api_key, rate=rate, port=args.port,
+                           faults=faults)
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM stops like Ctrl-C
     print(f"tap-fullstory-sandbox listening on {server.url}", flush=True)
     try:

@@ -2,6 +2,8 @@
 
 import json
 import math
+import socket
+import struct
 import sys
 import threading
 import time
@@ -10,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 from tap_fullstory.sandbox.data import SandboxData
+from tap_fullstory.sandbox.faults import Faults
 
 LIST_PATH = "/api/v1/export/list"
 GET_PATH = "/api/v1/export/get"
@@ -58,18 +61,22 @@ class SandboxServer(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, data=None, api_key=DEFAULT_API_KEY, rate=(2, 60.0), port=0):
+    def __init__(self, data=None, api_key=DEFAULT_API_KEY, rate=(2, 60.0), port=0,
+                 faults=None):
         super().__init__(("127.0.0.1", port), SandboxHandler)
         self.data = data or SandboxData()
         self.api_key = api_key
+        self.faults = faults or Faults()
         self.limiter = DownloadLimiter(*rate)
         self.exports = self.data.exports()
-        self.requests = []  # (path, status) of every request, for tests and logs
+        self.requests = []  # (path, status) of every answered request, for tests
+        self.request_arrived = threading.Event()  # set when the first request comes in
         self._thread = None
 
     def handle_error(self, request, client_address):
-        # A client that hangs up mid-body (a killed tap) is normal here, not an error.
-        if not isinstance(sys.exc_info()[1], ConnectionError):
+        # A client that hangs up mid-body (a killed tap), or a reset we injected, is
+        # normal here, not an error.
+        if not isinstance(sys.exc_info()[1], OSError):
             super().handle_error(request, client_address)
 
     @property
@@ -99,9 +106,18 @@ class SandboxHandler(BaseHTTPRequestHandler):
     def do_GET(self):
         parts = urlsplit(self.path)
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        faults = self.server.faults
+        self.server.request_arrived.set()
+        if faults.slow:
+            time.sleep(faults.slow)
         if self.headers.get("Authorization") != f"Basic {self.server.api_key}":
             return self._json(401, {"code": "unauthenticated", "message": "bad API key"})
+        status = faults.status_now(faults.count("request"))
+        if status:
+            return self._json(status, {"code": "injected", "message": f"injected {status}"})
         if parts.path == LIST_PATH:
+            if faults.list_429_now(faults.count("list")):
+                return self._json(429, {"code": "rate_limited"}, {"Retry-After": "1"})
             return self._list(query)
         if parts.path == GET_PATH:
             return self._get(query)
@@ -116,17 +132,39 @@ class SandboxHandler(BaseHTTPRequestHandler):
         return self._json(200, {"exports": page})
 
     def _get(self, query):
+        faults = self.server.faults
         try:
             index = self.server.data.index_of(int(query.get("id", "")))
         except ValueError:
             index = None
-        if index is None:
+        if index is None or int(query["id"]) == faults.missing_bundle:
             return self._json(404, {"code": "not_found", "message": "no such bundle"})
         wait = self.server.limiter.acquire()
         if wait:
             return self._json(429, {"code": "rate_limited"}, {"Retry-After": str(wait)})
         body, headers = self.server.data.body(index)
+        if int(query["id"]) == faults.bad_json_bundle:
+            body, headers = b"<html>Internal proxy error</html>", {"Content-Type": "text/html"}
+        number = faults.count("download")
+        if number == faults.truncate_download:
+            return self._send(200, body[:len(body) // 2], headers)
+        if number == faults.reset_download:
+            return self._reset_half_way(body, headers)
         self._send(200, body, headers)
+
+    def _reset_half_way(self, body, headers):
+        """Promise the whole body, send half, then reset the connection."""
+        self.server.requests.append((self.path, "reset"))
+        self.send_response(200)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body[:len(body) // 2])
+        self.wfile.flush()
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.connection.close()
+        self.close_connection = True
 
     def _json(self, status, payload, headers=None):
         headers = {"Content-Type": "application/json", **(headers or {})}

@@ -1,0 +1,108 @@
+"""SIGINT and SIGTERM: a prompt stop, a true last STATE, no temporary files, 130/143."""
+
+import json
+import signal
+import subprocess
+
+import pytest
+
+from conftest import (API_KEY, TAP, expected_events, identity, messages, records, run_tap,
+                      states)
+
+
+def run_and_signal(config, signum, should_signal, tmp_path):
+    """Run the tap and send `signum` once `should_signal(message)`; read to the end."""
+    with open(tmp_path / "stderr.txt", "wb") as stderr:
+        proc = subprocess.Popen([TAP, "--config", config], stdout=subprocess.PIPE,
+                                stderr=stderr, pipesize=4096)
+        output = b""
+        for line in proc.stdout:
+            output += line
+            if should_signal(json.loads(line)):
+                proc.send_signal(signum)
+                break
+        output += proc.stdout.read()
+        code = proc.wait(timeout=30)  # a tap that ignores the signal fails here
+    stderr = (tmp_path / "stderr.txt").read_text()
+    assert API_KEY not in stderr and API_KEY.encode() not in output
+    return output, code, stderr
+
+
+def after_records(n):
+    seen = []
+
+    def should_signal(message):
+        if message["type"] == "RECORD":
+            seen.append(message)
+        return len(seen) >= n
+    return should_signal
+
+
+def resume_is_exactly_once(output, config, tmp_path, data):
+    assert output.endswith(b"\n")  # no line was cut
+    msgs = messages(output)
+    assert msgs[-1]["type"] == "STATE", "the last line out must be a STATE"
+    state = tmp_path / "state.json"
+    state.write_text(json.dumps(msgs[-1]["value"]))
+    resumed = messages(run_tap("--config", config, "--state", str(state)).stdout)
+    ids = [identity(r) for r in records(msgs) + records(resumed)]
+    assert len(ids) == len(set(ids)), "an event was emitted twice"
+    assert set(ids) == set(expected_events(data))
+    return msgs, resumed
+
+
+@pytest.mark.parametrize("signum, code, after", [
+    (signal.SIGTERM, 143, 120), (signal.SIGTERM, 143, 350), (signal.SIGTERM, 143, 777),
+    (signal.SIGINT, 130, 350)])
+def test_signal_mid_bundle_ends_with_a_true_state_and_resumes_exactly_once(
+        sandbox, write_config, tmp_path, signum, code, after):
+    server = sandbox(bundles=4, events_per_bundle=300)
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    config = write_config(server.url, checkpoint_every=1000, spool_dir=str(spool))
+    output, exit_code, stderr = run_and_signal(config, signum, after_records(after), tmp_path)
+    assert exit_code == code
+    name = signal.Signals(signum).name
+    assert f"CRITICAL Stopped by {name}; the last STATE printed resumes exactly where " \
+           "this run stopped." in stderr
+    assert list(spool.iterdir()) == []
+    msgs, _ = resume_is_exactly_once(output, config, tmp_path, server.data)
+    assert "in_progress" in msgs[-1]["value"]["bookmarks"]["events"]
+
+
+def test_sigterm_while_waiting_to_pace_a_download(sandbox, write_config, tmp_path):
+    server = sandbox(bundles=3, events_per_bundle=10)
+    config = write_config(server.url, max_downloads_per_minute=1)  # 60 s between downloads
+    proc = subprocess.Popen([TAP, "--config", config], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    for line in proc.stderr:
+        if b"Pacing downloads to 1 a minute: waiting" in line:
+            break
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=10)  # not the 60 s the pacer wanted
+    assert proc.returncode == 143
+    assert b"CRITICAL Stopped by SIGTERM" in stderr
+    msgs = messages(stdout)
+    assert len(records(msgs)) == 10
+    assert msgs[-1]["value"]["bookmarks"]["events"] == {
+        "ExportBundleStop": "2026-01-02T00:00:00.000000Z"}
+    resume_is_exactly_once(stdout, write_config(server.url), tmp_path, server.data)
+
+
+def test_sigint_during_a_slow_download_removes_its_temporary_file(
+        sandbox, write_config, tmp_path):
+    server = sandbox(bundles=2, events_per_bundle=10, faults="slow=20")
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    config = write_config(server.url, spool_dir=str(spool))
+    proc = subprocess.Popen([TAP, "--config", config], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    # The first LIST answer takes 20 s: signal the tap while it waits for it.
+    assert server.request_arrived.wait(timeout=30), "the tap never called the sandbox"
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=10)
+    assert proc.returncode == 130
+    assert list(spool.iterdir()) == []
+    assert [m["type"] for m in messages(stdout)] == ["SCHEMA", "STATE"]
+    assert messages(stdout)[-1]["value"]["bookmarks"] == {"events": {}}
+    assert b"Stopped by SIGINT" in stderr
