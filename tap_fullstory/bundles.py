@@ -2,12 +2,12 @@
 
 from dataclasses import dataclass
 
-import singer
+import logging
 
 from tap_fullstory.errors import FatalAPIError
 from tap_fullstory.state import format_stop
 
-LOGGER = singer.get_logger()
+LOGGER = logging.getLogger(__name__)
 PAGE_SIZE = 20  # FullStory returns at most this many bundles per LIST call
 
 

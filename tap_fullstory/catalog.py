@@ -26,11 +26,27 @@ def load_catalog(path, option="--catalog"):
     if not isinstance(streams, list) or not all(isinstance(s, dict) for s in streams):
         raise ConfigError(f"Catalog file {path} ({option}) must be an object with a "
                           "'streams' list, as --discover prints.")
-    try:
-        return Catalog.from_dict(data)
-    except (KeyError, TypeError, AttributeError, ValueError) as exc:
-        raise ConfigError(f"Catalog file {path} ({option}) has a malformed stream entry "
-                          f"({exc!r}); write it with --discover and edit it.") from None
+    for number, stream in enumerate(streams):
+        problem = _stream_problem(stream)
+        if problem:
+            raise ConfigError(f"Catalog file {path} ({option}): stream {number} {problem}; "
+                              "write the catalog with --discover and edit it.")
+    return Catalog.from_dict(data)
+
+
+def _stream_problem(stream):
+    """What is wrong with one catalog stream entry, or None."""
+    if not isinstance(stream.get("tap_stream_id"), str):
+        return "has no tap_stream_id"
+    schema = stream.get("schema")
+    if not isinstance(schema, dict) or not isinstance(schema.get("properties"), dict):
+        return "has no schema with properties"
+    entries = stream.get("metadata", [])
+    if not isinstance(entries, list) or not all(
+            isinstance(e, dict) and isinstance(e.get("breadcrumb"), list)
+            and isinstance(e.get("metadata"), dict) for e in entries):
+        return "has metadata that is not a list of {breadcrumb, metadata} entries"
+    return None
 
 
 def default_catalog():

@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import logging
 import os
 import sys
 
@@ -18,7 +19,7 @@ from tap_fullstory.errors import ConfigError, TapError
 from tap_fullstory.interrupt import STOP, Interrupted
 from tap_fullstory.sync import sync
 
-LOGGER = singer.get_logger()
+LOGGER = logging.getLogger(__name__)
 CAPABILITIES = ["catalog", "discover", "properties", "state", "about"]
 
 
@@ -87,7 +88,20 @@ def _read_state(path):
                           "the last STATE value the tap printed.") from None
 
 
+def _set_log_level():
+    """TAP_FULLSTORY_LOG_LEVEL=DEBUG shows HTTP details (never the key) on stderr."""
+    level = os.environ.get("TAP_FULLSTORY_LOG_LEVEL", "").strip().upper()
+    if not level:
+        return
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise ConfigError(f"TAP_FULLSTORY_LOG_LEVEL {level!r} must be DEBUG, INFO, WARNING, "
+                          "ERROR or CRITICAL.")
+    for name in ("tap_fullstory", "urllib3"):
+        logging.getLogger(name).setLevel(level)
+
+
 def run(args):
+    _set_log_level()
     if args.about:
         text = about_markdown() if args.format == "markdown" else json.dumps(about(), indent=2)
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
@@ -106,7 +120,6 @@ def run(args):
         catalog = load_catalog(catalog_path, "--catalog" if args.catalog else "--properties")
     else:
         catalog = default_catalog()
-    LOGGER.info("Syncing FullStory bundles from %s.", config.base_url)
     sync(FullStoryClient(config), config, catalog, state, MessageWriter())
     return 0
 
@@ -114,6 +127,7 @@ def run(args):
 def main(argv=None):
     """Entry point of the `tap-fullstory` console script."""
     args = build_parser().parse_args(argv)
+    singer.get_logger()  # installs singer's stderr handler and "LEVEL message" format
     STOP.install()
     try:
         code = run(args)

@@ -1,5 +1,6 @@
 """HTTP to FullStory's legacy Data Export API: auth, timeouts, pacing, retries, 429 waits."""
 
+import logging
 import email.utils
 import re
 import time
@@ -7,13 +8,12 @@ from urllib.parse import urlsplit
 
 import backoff
 import requests
-import singer
 from singer import metrics
 
 from tap_fullstory.errors import FatalAPIError, RetriableAPIError, TapError
 from tap_fullstory.pacing import DownloadPacer
 
-LOGGER = singer.get_logger()
+LOGGER = logging.getLogger(__name__)
 
 LIST_PATH = "/api/v1/export/list"
 GET_PATH = "/api/v1/export/get"
@@ -135,6 +135,7 @@ class FullStoryClient:
         downloading = handle is not None
         if downloading:
             self.pacer.wait(what)
+        LOGGER.debug("GET %s %s", url, params)
         with metrics.http_request_timer(what.split()[0]) as timer:
             try:
                 response = self.session.get(url, params=params, stream=downloading,

@@ -1,10 +1,10 @@
 """Client-side pacing of bundle downloads, so a normal run never provokes a 429."""
 
+import logging
 import time
 
-import singer
 
-LOGGER = singer.get_logger()
+LOGGER = logging.getLogger(__name__)
 
 
 class DownloadPacer:

@@ -4,14 +4,14 @@ Downloading at network speed and parsing from disk means a slow target never hol
 HTTP connection open for the length of a multi-GB bundle.
 """
 
+import logging
 import os
 import tempfile
 from datetime import datetime, timezone
 
-import singer
 from singer.utils import strftime
 
-LOGGER = singer.get_logger()
+LOGGER = logging.getLogger(__name__)
 
 
 class BundleSpool:

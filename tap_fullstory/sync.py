@@ -1,9 +1,9 @@
 """Sync: list bundles from the bookmark, then spool, decode, shape and emit each one."""
 
+import logging
 import itertools
 
 import backoff
-import singer
 from singer import metrics
 
 from tap_fullstory import catalog as catalogs
@@ -14,9 +14,9 @@ from tap_fullstory.errors import BundleFormatError, TapError
 from tap_fullstory.interrupt import STOP, Interrupted
 from tap_fullstory.shape import RecordShaper
 from tap_fullstory.spool import BundleSpool
-from tap_fullstory.state import StateKeeper, read_bookmark
+from tap_fullstory.state import StateKeeper, format_stop, read_bookmark
 
-LOGGER = singer.get_logger()
+LOGGER = logging.getLogger(__name__)
 
 
 def sync(client, config, catalog, state, writer):
@@ -37,9 +37,13 @@ def sync(client, config, catalog, state, writer):
     shaper = RecordShaper(schema, catalogs.emitted_fields(entry), config.start_date,
                           IDENTITY_FIELDS)
     bundles = BundleEmitter(client, config, shaper, writer, keeper)
+    list_from = bookmark.list_from(config.start_date)
+    LOGGER.info("Syncing FullStory bundles from %s that end after %s%s.", config.base_url,
+                format_stop(list_from), f" (resuming bundle {bookmark.bundle_id} after row "
+                f"{bookmark.rows_done})" if bookmark.bundle_id else "")
     try:
         with metrics.record_counter(STREAM) as counter:
-            for bundle in list_bundles(client, bookmark.list_from(config.start_date)):
+            for bundle in list_bundles(client, list_from):
                 counter.increment(bundles.emit(bundle, bookmark.rows_to_skip(bundle.id)))
                 writer.write_state(keeper.bundle_done(bundle))
     except Interrupted:

@@ -1,0 +1,74 @@
+"""The API key never appears in stdout, stderr, debug logs or temporary file names."""
+
+import json
+import os
+import signal
+import subprocess
+
+import pytest
+
+from conftest import API_KEY, TAP
+
+DEBUG = {**os.environ, "TAP_FULLSTORY_LOG_LEVEL": "DEBUG"}
+
+
+def run_debug(*args):
+    result = subprocess.run([TAP, *args], capture_output=True, env=DEBUG, timeout=120)
+    everything = result.stdout + result.stderr
+    assert API_KEY.encode() not in everything
+    return result
+
+
+@pytest.mark.parametrize("faults, settings", [
+    ("", {}),
+    ("5xx-every=2", {}),
+    ("reset-download=1,truncate-download=2", {}),
+    ("list-429-every=2", {}),
+    ("403-every=1", {}),
+    ("5xx-every=1", {"max_retries": 1}),
+    ("slow=1", {"request_timeout": 0.2, "max_retries": 0}),
+    ("bad-json-bundle=176722560048", {"max_retries": 0}),
+])
+def test_fault_matrix_under_debug_logging_never_shows_the_key(sandbox, write_config,
+                                                              faults, settings):
+    server = sandbox(bundles=3, events_per_bundle=10, faults=faults)
+    result = run_debug("--config", write_config(server.url, **settings))
+    assert b"DEBUG GET http://127.0.0.1" in result.stderr  # debug output really was on
+
+
+def test_wrong_key_and_about_and_discover_never_show_the_key(sandbox, write_config):
+    server = sandbox(bundles=1, api_key="another-key")
+    assert run_debug("--config", write_config(server.url)).returncode == 1
+    assert run_debug("--about").returncode == 0
+    assert run_debug("--config", write_config(server.url), "--discover").returncode == 0
+
+
+def test_bad_config_values_never_echo_the_key(tmp_path):
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"api_key": API_KEY + " extra", "start_date": "2026"}))
+    result = run_debug("--config", str(config))
+    assert result.returncode == 1
+
+
+def test_temporary_file_names_do_not_hold_the_key(sandbox, write_config, tmp_path):
+    server = sandbox(bundles=1, events_per_bundle=10, faults="slow=30")
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    proc = subprocess.Popen([TAP, "--config", write_config(server.url, spool_dir=str(spool))],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server.faults.slow = 0
+    try:
+        # the list answer is immediate now; the download waits 30 s with its file open
+        assert server.request_arrived.wait(timeout=30)
+        server.faults.slow = 30
+        names = []
+        while not names:
+            names = os.listdir(spool)
+            if proc.poll() is not None:
+                pytest.fail("the tap exited before it started a download")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    assert all(API_KEY not in name for name in names)
+    assert names[0].startswith("tap-fullstory-176722560048-")
+    assert os.listdir(spool) == []
