@@ -4,7 +4,7 @@ VENV := .venv
 VENVS := .venvs
 PIP_QUIET := --quiet --disable-pip-version-check
 
-.PHONY: demo test venvs clean
+.PHONY: demo test lint venvs clean
 
 $(VENV)/.installed: setup.py
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10) and "tap-fullstory needs Python 3.10 or newer")'
@@ -23,6 +23,11 @@ $(VENVS)/singer-tools/.installed:
 	$(VENVS)/singer-tools/bin/pip install $(PIP_QUIET) singer-tools==0.4.1
 	touch $@
 
+$(VENVS)/lint/.installed:
+	$(PYTHON) -m venv $(VENVS)/lint
+	$(VENVS)/lint/bin/pip install $(PIP_QUIET) ruff==0.17.6
+	touch $@
+
 venvs: $(VENV)/.installed $(VENVS)/target-jsonl/.installed $(VENVS)/singer-tools/.installed
 
 demo: $(VENV)/.installed $(VENVS)/target-jsonl/.installed
@@ -30,6 +35,9 @@ demo: $(VENV)/.installed $(VENVS)/target-jsonl/.installed
 
 test: venvs
 	$(VENV)/bin/pytest tests
+
+lint: $(VENVS)/lint/.installed
+	$(VENVS)/lint/bin/ruff check .
 
 clean:
 	rm -rf $(VENV) $(VENVS) demo-output *.egg-info

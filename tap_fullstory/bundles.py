@@ -1,8 +1,7 @@
 """Bundle planning: which bundles to download, oldest first, from a LIST `start`."""
 
-from dataclasses import dataclass
-
 import logging
+from dataclasses import dataclass
 
 from tap_fullstory.errors import FatalAPIError
 from tap_fullstory.state import format_stop

@@ -1,7 +1,7 @@
 """HTTP to FullStory's legacy Data Export API: auth, timeouts, pacing, retries, 429 waits."""
 
-import logging
 import email.utils
+import logging
 import re
 import time
 from urllib.parse import urlsplit

@@ -3,7 +3,6 @@
 import logging
 import time
 
-
 LOGGER = logging.getLogger(__name__)
 
 

@@ -1,7 +1,7 @@
 """Sync: list bundles from the bookmark, then spool, decode, shape and emit each one."""
 
-import logging
 import itertools
+import logging
 
 import backoff
 from singer import metrics

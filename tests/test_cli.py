@@ -4,9 +4,16 @@ import json
 
 from jsonschema import Draft4Validator
 
-from conftest import (API_KEY, messages, original_event, expected_events, identity,
-                      records, run_tap, states)
-
+from conftest import (
+    API_KEY,
+    expected_events,
+    identity,
+    messages,
+    original_event,
+    records,
+    run_tap,
+    states,
+)
 from tap_fullstory.sandbox.data import SandboxData
 
 

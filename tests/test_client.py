@@ -1,13 +1,18 @@
 import io
-from email.utils import format_datetime
 from datetime import datetime, timezone
+from email.utils import format_datetime
 
 import pytest
 import requests
 import responses
 
-from tap_fullstory.client import (GET_PATH, LIST_PATH, FullStoryClient, RetriesExhausted,
-                                  retry_after_seconds)
+from tap_fullstory.client import (
+    GET_PATH,
+    LIST_PATH,
+    FullStoryClient,
+    RetriesExhausted,
+    retry_after_seconds,
+)
 from tap_fullstory.config import parse_config
 from tap_fullstory.errors import FatalAPIError
 from tap_fullstory.pacing import DownloadPacer

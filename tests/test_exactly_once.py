@@ -6,8 +6,17 @@ import subprocess
 
 import pytest
 
-from conftest import (API_KEY, TAP, expected_events, identity, messages, original_event,
-                      records, run_tap, states)
+from conftest import (
+    API_KEY,
+    TAP,
+    expected_events,
+    identity,
+    messages,
+    original_event,
+    records,
+    run_tap,
+    states,
+)
 
 CHECKPOINT_EVERY = 7
 EVENTS_PER_BUNDLE = 20

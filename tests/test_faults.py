@@ -5,9 +5,7 @@ import json
 
 import pytest
 
-from conftest import (expected_events, identity, messages, original_event, records,
-                      run_tap, states)
-
+from conftest import expected_events, identity, messages, original_event, records, run_tap, states
 from tap_fullstory.state import format_stop
 
 

@@ -24,7 +24,7 @@ def test_first_download_starts_at_once_then_they_are_spaced():
         fake.now += 1.5  # the request takes a while to be answered
         pacer.mark()
     assert starts == [0.0, 31.5, 63.0, 94.5]
-    assert all(later - earlier >= 30 for earlier, later in zip(starts, starts[1:]))
+    assert all(later - earlier >= 30 for earlier, later in zip(starts, starts[1:], strict=False))
 
 
 def test_no_wait_when_the_interval_has_passed():

@@ -5,7 +5,6 @@ import re
 import yaml
 
 from conftest import ROOT
-
 from tap_fullstory.cli import about_markdown
 from tap_fullstory.config import SETTINGS
 

@@ -9,7 +9,6 @@ import pytest
 import requests
 
 from conftest import SANDBOX
-
 from tap_fullstory.sandbox.data import DOC_USER_ID, SandboxData
 from tap_fullstory.sandbox.server import DownloadLimiter
 

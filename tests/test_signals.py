@@ -6,8 +6,7 @@ import subprocess
 
 import pytest
 
-from conftest import (API_KEY, TAP, expected_events, identity, messages, records, run_tap,
-                      states)
+from conftest import API_KEY, TAP, expected_events, identity, messages, records, run_tap
 
 
 def run_and_signal(config, signum, should_signal, tmp_path):
