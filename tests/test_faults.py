@@ -127,3 +127,28 @@ def test_a_bundle_that_is_never_json_stops_with_its_id_and_resumes(
     assert len(ids) == len(set(ids))
     assert set(ids) == set(expected_events(healthy.data))
     assert states(second)[-1] == final_state("2026-01-06T00:00:00.000000Z")
+
+
+def test_a_bundle_broken_mid_way_every_time_stops_after_a_true_checkpoint(
+        sandbox, write_config, tmp_path):
+    bad = 176731200048  # the second bundle: plain JSON, cut half-way on every download
+    broken = sandbox(bundles=3, events_per_bundle=100, faults=f"truncate-bundle={bad}")
+    result = run_tap("--config", write_config(broken.url, max_retries=2, checkpoint_every=9))
+    assert result.returncode == 1
+    [line] = critical_lines(result)
+    assert line.startswith(f"CRITICAL Bundle {bad} ends before its JSON array does. Gave up "
+                           "after 3 downloads; rows before ")
+    first = messages(result.stdout)
+    progress = states(first)[-1]["bookmarks"]["events"]["in_progress"]
+    emitted = [row for bundle, row in map(identity, records(first)) if bundle == bad]
+    assert emitted == list(range(progress["rows_done"])) and 0 < len(emitted) < 100
+    assert f"rows before {progress['rows_done']} are out" in line
+    healthy = sandbox(bundles=3, events_per_bundle=100)
+    state = tmp_path / "state.json"
+    state.write_text(json.dumps(states(first)[-1]))
+    second = messages(run_tap("--config", write_config(healthy.url),
+                              "--state", str(state)).stdout)
+    ids = [identity(r) for r in records(first) + records(second)]
+    assert len(ids) == len(set(ids))
+    assert set(ids) == set(expected_events(healthy.data))
+    assert states(second)[-1] == final_state("2026-01-04T00:00:00.000000Z")

@@ -8,12 +8,14 @@ SPEC_HELP = ("comma-separated faults: 5xx-every=K (every K-th request answers 50
              "Export), missing-bundle=ID (that bundle's GET answers 404), "
              "reset-download=K (the K-th download is cut half-way by a connection reset), "
              "truncate-download=K (the K-th download ends half-way, looking complete), "
+             "truncate-bundle=ID (every download of that bundle ends half-way), "
              "list-429-every=K (every K-th list call answers 429), slow=SECONDS (every "
              "answer waits first), bad-json-bundle=ID (that bundle's body is never JSON)")
 
 NAMES = {"5xx-every": "error_every", "403-every": "forbidden_every",
          "missing-bundle": "missing_bundle", "reset-download": "reset_download",
-         "truncate-download": "truncate_download", "list-429-every": "list_429_every",
+         "truncate-download": "truncate_download", "truncate-bundle": "truncate_bundle",
+         "list-429-every": "list_429_every",
          "slow": "slow", "bad-json-bundle": "bad_json_bundle"}
 
 
@@ -24,6 +26,7 @@ class Faults:
     missing_bundle: int = 0
     reset_download: int = 0
     truncate_download: int = 0
+    truncate_bundle: int = 0
     list_429_every: int = 0
     slow: float = 0.0
     bad_json_bundle: int = 0

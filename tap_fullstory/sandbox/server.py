@@ -146,7 +146,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
         if int(query["id"]) == faults.bad_json_bundle:
             body, headers = b"<html>Internal proxy error</html>", {"Content-Type": "text/html"}
         number = faults.count("download")
-        if number == faults.truncate_download:
+        if number == faults.truncate_download or int(query["id"]) == faults.truncate_bundle:
             return self._send(200, body[:len(body) // 2], headers)
         if number == faults.reset_download:
             return self._reset_half_way(body, headers)
