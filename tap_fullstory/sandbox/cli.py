@@ -9,6 +9,7 @@ import ciso8601
 
 from tap_fullstory.sandbox.data import SandboxData
 from tap_fullstory.sandbox.faults import SPEC_HELP, Faults
+from tap_fullstory.sandbox.files import BundleDirectory
 from tap_fullstory.sandbox.server import DEFAULT_API_KEY, SandboxServer, parse_rate
 
 
@@ -30,6 +31,11 @@ def build_parser():
                         help="download limit N/SECONDS, answered with 429 + Retry-After "
                              "(default 2/60, FullStory's; 'unlimited' turns it off)")
     parser.add_argument("--faults", default="", help=SPEC_HELP)
+    parser.add_argument("--bandwidth", type=float, default=None, metavar="MB_PER_S",
+                        help="send each bundle body at most this fast (MB/s)")
+    parser.add_argument("--from-dir", metavar="DIR",
+                        help="serve bundles written by tap_fullstory.sandbox.files."
+                             "write_bundles instead of generating them")
     return parser
 
 
@@ -41,10 +47,14 @@ def main(argv=None):
         start = ciso8601.parse_rfc3339(args.start).astimezone(timezone.utc)
     except ValueError as exc:
         sys.exit(f"tap-fullstory-sandbox: {exc}")
-    data = SandboxData(bundles=args.bundles, events_per_bundle=args.events_per_bundle,
-                       start=start, period_hours=args.period_hours, seed=args.seed)
+    if args.from_dir:
+        data = BundleDirectory(args.from_dir)
+    else:
+        data = SandboxData(bundles=args.bundles, events_per_bundle=args.events_per_bundle,
+                           start=start, period_hours=args.period_hours, seed=args.seed)
+    bandwidth = args.bandwidth * 1_000_000 if args.bandwidth else None
     server = SandboxServer(data, api_key=args.api_key, rate=rate, port=args.port,
-                           faults=faults)
+                           faults=faults, bytes_per_second=bandwidth)
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM stops like Ctrl-C
     print(f"tap-fullstory-sandbox listening on {server.url}", flush=True)
     try:

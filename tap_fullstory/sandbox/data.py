@@ -5,6 +5,7 @@ Bundle `i` covers [start + i*period, start + (i+1)*period). Its events are gener
 """
 
 import gzip
+import io
 import json
 import random
 from dataclasses import dataclass
@@ -55,19 +56,31 @@ class SandboxData:
         return None
 
     def events(self, index):
-        """The events of bundle `index`, as FullStory would export them."""
+        """The events of bundle `index`, as FullStory would export them (by EventStart)."""
+        return sorted(self.stream_events(index), key=lambda e: e["EventStart"])
+
+    def stream_events(self, index):
+        """The same events as `events`, session by session, without holding them all."""
         rng = random.Random(f"{self.seed}:{index}")
         bundle_start = self.start + timedelta(hours=self.period_hours * index)
         span = self.period_hours * 3600 * 1000
-        events = []
-        if index == 0:
-            events.extend(documented_session(bundle_start + timedelta(minutes=90)))
-        while len(events) < self.events_per_bundle:
-            offset = rng.randrange(0, max(1, span - 3_600_000))
-            events.extend(_session(rng, bundle_start + timedelta(milliseconds=offset)))
-        events = events[:self.events_per_bundle]
-        events.sort(key=lambda e: e["EventStart"])
-        return events
+        count = 0
+        sessions = [documented_session(bundle_start + timedelta(minutes=90))] if index == 0 \
+            else []
+        while count < self.events_per_bundle:
+            if not sessions:
+                offset = rng.randrange(0, max(1, span - 3_600_000))
+                sessions.append(_session(rng, bundle_start + timedelta(milliseconds=offset)))
+            for event in sessions.pop():
+                if count == self.events_per_bundle:
+                    return
+                count += 1
+                yield event
+
+    def open_body(self, index):
+        """(binary stream, size, headers) of bundle `index`, for the server."""
+        body, headers = self.body(index)
+        return io.BytesIO(body), len(body), headers
 
     def body(self, index):
         """(bytes, headers) of bundle `index`: gzip or plain, in varied JSON layouts."""

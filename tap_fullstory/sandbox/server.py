@@ -17,6 +17,7 @@ from tap_fullstory.sandbox.faults import Faults
 LIST_PATH = "/api/v1/export/list"
 GET_PATH = "/api/v1/export/get"
 PAGE_SIZE = 20
+STREAM_CHUNK = 1 << 16
 DEFAULT_API_KEY = "sandbox-key"
 
 
@@ -62,11 +63,12 @@ class SandboxServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, data=None, api_key=DEFAULT_API_KEY, rate=(2, 60.0), port=0,
-                 faults=None):
+                 faults=None, bytes_per_second=None):
         super().__init__(("127.0.0.1", port), SandboxHandler)
         self.data = data or SandboxData()
         self.api_key = api_key
         self.faults = faults or Faults()
+        self.bytes_per_second = bytes_per_second  # per download; None = as fast as it goes
         self.limiter = DownloadLimiter(*rate)
         self.exports = self.data.exports()
         self.requests = []  # (path, status) of every answered request, for tests
@@ -142,25 +144,44 @@ class SandboxHandler(BaseHTTPRequestHandler):
         wait = self.server.limiter.acquire()
         if wait:
             return self._json(429, {"code": "rate_limited"}, {"Retry-After": str(wait)})
-        body, headers = self.server.data.body(index)
-        if int(query["id"]) == faults.bad_json_bundle:
-            body, headers = b"<html>Internal proxy error</html>", {"Content-Type": "text/html"}
+        bundle_id = int(query["id"])
+        if bundle_id == faults.bad_json_bundle:
+            html = b"<html>Internal proxy error</html>"
+            return self._send(200, html, {"Content-Type": "text/html"})
         number = faults.count("download")
-        if number == faults.truncate_download or int(query["id"]) == faults.truncate_bundle:
-            return self._send(200, body[:len(body) // 2], headers)
-        if number == faults.reset_download:
-            return self._reset_half_way(body, headers)
-        self._send(200, body, headers)
+        stream, size, headers = self.server.data.open_body(index)
+        with stream:
+            if number == faults.truncate_download or bundle_id == faults.truncate_bundle:
+                self._stream(200, stream, size // 2, headers)
+            elif number == faults.reset_download:
+                self._stream(200, stream, size // 2, headers, promised=size)
+                self._reset()
+            else:
+                self._stream(200, stream, size, headers)
 
-    def _reset_half_way(self, body, headers):
-        """Promise the whole body, send half, then reset the connection."""
-        self.server.requests.append((self.path, "reset"))
-        self.send_response(200)
+    def _stream(self, status, stream, size, headers, promised=None):
+        """Send `size` bytes of `stream` (announcing `promised`), at --bandwidth if set."""
+        self.server.requests.append((self.path, status if promised is None else "reset"))
+        self.send_response(status)
         for name, value in headers.items():
             self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Length", str(promised or size))
         self.end_headers()
-        self.wfile.write(body[:len(body) // 2])
+        rate = self.server.bytes_per_second
+        started, sent = time.monotonic(), 0
+        while sent < size:
+            chunk = stream.read(min(STREAM_CHUNK, size - sent))
+            if not chunk:
+                break
+            self.wfile.write(chunk)
+            sent += len(chunk)
+            if rate:
+                ahead = started + sent / rate - time.monotonic()
+                if ahead > 0:
+                    time.sleep(ahead)
+
+    def _reset(self):
+        """Reset the connection (RST), as a broken network does mid-body."""
         self.wfile.flush()
         self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         self.connection.close()
