@@ -3,6 +3,7 @@
 import email.utils
 import logging
 import re
+import threading
 import time
 from urllib.parse import urlsplit
 
@@ -84,11 +85,11 @@ def _log_rate_limit(details):
 class FullStoryClient:
     """Calls LIST and GET with the key, timeouts, pacing and retries a config asks for."""
 
-    def __init__(self, config, session=None, pacer=None):
+    def __init__(self, config, pacer=None):
         self.config = config
-        self.session = session or requests.Session()
-        self.session.headers.update({"Authorization": f"Basic {config.api_key}",
-                                     "User-Agent": config.user_agent})
+        self._headers = {"Authorization": f"Basic {config.api_key}",
+                         "User-Agent": config.user_agent}
+        self._local = threading.local()  # a Session per thread: the feed downloads ahead
         self.list_url = config.base_url + LIST_PATH
         self.get_url = config.base_url + GET_PATH
         self.host = urlsplit(config.base_url).netloc
@@ -102,6 +103,14 @@ class FullStoryClient:
             on_backoff=self._log_retry,
             logger=None)
         self._call = retried(rate_limited(self._call_once))
+
+    @property
+    def session(self):
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = requests.Session()
+            session.headers.update(self._headers)
+        return session
 
     def list_exports(self, start):
         """One LIST page: the (at most 20) bundles whose Stop is after `start`."""

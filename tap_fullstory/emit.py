@@ -20,6 +20,7 @@ class MessageWriter:
 
     def __init__(self, out=None, stream="events"):
         self._out = out if out is not None else sys.stdout.buffer
+        self.last_state = None  # the value of the last STATE fully written
         self._parts = []
         self._size = 0
         self._prefix = orjson.dumps({"type": "RECORD", "stream": stream})[:-1] + b',"record":'
@@ -43,13 +44,20 @@ class MessageWriter:
         self._write_message(message)
 
     def write_state(self, value):
-        self._write_message(singer.StateMessage(value=value))
+        self._parts.append(orjson.dumps(singer.StateMessage(value=value).asdict()) + b"\n")
+        self.flush(state=value)
 
     def _write_message(self, message):
         self._parts.append(orjson.dumps(message.asdict()) + b"\n")
         self.flush()
 
-    def flush(self):
+    def discard_pending(self):
+        """Drop RECORD lines not yet written: no STATE covers them, so they come again."""
+        self._parts.clear()
+        self._size = 0
+
+    def flush(self, state=None):
+        """Write every pending line; `state` is the value of a STATE among them, if any."""
         with STOP.deferred():  # a signal never cuts a line in half
             if self._parts:
                 pending = memoryview(b"".join(self._parts))
@@ -59,3 +67,5 @@ class MessageWriter:
                 self._parts.clear()
                 self._size = 0
             self._out.flush()
+            if state is not None:
+                self.last_state = state

@@ -1,13 +1,14 @@
 """Client-side pacing of bundle downloads, so a normal run never provokes a 429."""
 
 import logging
+import threading
 import time
 
 LOGGER = logging.getLogger(__name__)
 
 
 class DownloadPacer:
-    """Spaces download requests at least 60/per_minute seconds apart.
+    """Spaces download requests at least 60/per_minute seconds apart, across threads.
 
     Each gap is measured from when the previous download's answer arrived, which is never
     earlier than when FullStory counted it, so FullStory's window sees the same spacing.
@@ -17,13 +18,16 @@ class DownloadPacer:
         self.per_minute = per_minute
         self.interval = 60.0 / per_minute
         self.clock, self.sleep = clock, sleep
-        self._last = None
+        self._next = None  # when the next download may start
+        self._lock = threading.Lock()
 
     def wait(self, what):
         """Sleep until the next download may start; returns the seconds waited."""
-        if self._last is None:
-            return 0.0
-        delay = self._last + self.interval - self.clock()
+        with self._lock:
+            now = self.clock()
+            start = now if self._next is None else max(now, self._next)
+            self._next = start + self.interval  # reserved, so two threads never share it
+        delay = start - now
         if delay <= 0:
             return 0.0
         LOGGER.info("Pacing downloads to %g a minute: waiting %.1f s before %s.",
@@ -33,4 +37,5 @@ class DownloadPacer:
 
     def mark(self):
         """Note that a download request was just answered."""
-        self._last = self.clock()
+        with self._lock:
+            self._next = max(self._next or 0.0, self.clock() + self.interval)

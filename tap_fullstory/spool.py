@@ -15,21 +15,32 @@ LOGGER = logging.getLogger(__name__)
 
 
 class BundleSpool:
-    """A downloaded bundle on disk; removed when the `with` block ends, however it ends."""
+    """A bundle's body on disk; removed when the `with` block ends, however it ends."""
 
-    def __init__(self, client, bundle, spool_dir=None):
+    def __init__(self, bundle, spool_dir=None):
         self.bundle = bundle
-        handle = tempfile.NamedTemporaryFile(prefix=f"tap-fullstory-{bundle.id}-",
-                                             suffix=".body", dir=spool_dir, delete=False)
-        self.path = handle.name
+        handle, self.path = tempfile.mkstemp(prefix=f"tap-fullstory-{bundle.id}-",
+                                             suffix=".body", dir=spool_dir)
+        os.close(handle)
+        self.size = 0
+        self.time_extracted = None
+
+    @classmethod
+    def fetch(cls, client, bundle, spool_dir=None):
+        """Create a spool file for `bundle` and download its body into it."""
+        spool = cls(bundle, spool_dir)
+        spool.download(client)
+        return spool
+
+    def download(self, client):
         try:
-            with handle:
-                self.size = client.download(bundle.id, handle)
+            with open(self.path, "r+b") as handle:
+                self.size = client.download(self.bundle.id, handle)
         except BaseException:
             self.remove()
             raise
         self.time_extracted = strftime(datetime.now(timezone.utc))
-        LOGGER.info("Downloaded bundle %s (%d bytes).", bundle.id, self.size)
+        LOGGER.info("Downloaded bundle %s (%.1f MB).", self.bundle.id, self.size / 1e6)
 
     def remove(self):
         try:

@@ -86,7 +86,7 @@ def read_bookmark(state):
 
 
 class StateKeeper:
-    """Builds each STATE value from the state the run started with; `last` is the newest."""
+    """Builds each STATE value from the state the run started with (`initial`)."""
 
     def __init__(self, initial_state):
         initial = copy.deepcopy(initial_state) if isinstance(initial_state, dict) else {}
@@ -94,15 +94,14 @@ class StateKeeper:
             initial = {"bookmarks": {STREAM: {"ExportBundleStop": initial.pop(STREAM)}}}
         self._bookmarks = initial.get("bookmarks") or {}
         events = dict(self._bookmarks.get(STREAM) or {})
-        self.last = self._value(dict(events), initial.get("currently_syncing"))
+        self.initial = self._value(dict(events), initial.get("currently_syncing"))
         events.pop("in_progress", None)
         self._events = events
 
     def _value(self, events, syncing):
         bookmarks = dict(self._bookmarks)
         bookmarks[STREAM] = events
-        self.last = {"bookmarks": bookmarks, "currently_syncing": syncing}
-        return self.last
+        return {"bookmarks": bookmarks, "currently_syncing": syncing}
 
     def in_progress(self, bundle, rows_done):
         """STATE while `bundle` is partly emitted: rows [0, rows_done) are out."""

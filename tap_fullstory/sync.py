@@ -7,11 +7,11 @@ import backoff
 from singer import metrics
 
 from tap_fullstory import catalog as catalogs
-from tap_fullstory.bundles import list_bundles
 from tap_fullstory.decode import iter_events
 from tap_fullstory.discover import IDENTITY_FIELDS, REPLICATION_KEY, STREAM
 from tap_fullstory.errors import BundleFormatError, TapError
-from tap_fullstory.interrupt import STOP, Interrupted
+from tap_fullstory.feed import BundleFeed
+from tap_fullstory.interrupt import STOP
 from tap_fullstory.shape import RecordShaper
 from tap_fullstory.spool import BundleSpool
 from tap_fullstory.state import StateKeeper, format_stop, read_bookmark
@@ -29,8 +29,9 @@ def sync(client, config, catalog, state, writer):
                        "--discover for one that has)" if entry is None else "The catalog "
                        "does not select the 'events' stream (set \"selected\": true on its "
                        "[] breadcrumb)")
-        writer.write_state(keeper.final())
-        return keeper.last
+        final = keeper.final()
+        writer.write_state(final)
+        return final
 
     schema = entry.schema.to_dict()
     writer.write_schema(STREAM, schema, catalogs.key_properties(entry), [REPLICATION_KEY])
@@ -42,12 +43,20 @@ def sync(client, config, catalog, state, writer):
                 format_stop(list_from), f" (resuming bundle {bookmark.bundle_id} after row "
                 f"{bookmark.rows_done})" if bookmark.bundle_id else "")
     try:
-        with metrics.record_counter(STREAM) as counter:
-            for bundle in list_bundles(client, list_from):
-                counter.increment(bundles.emit(bundle, bookmark.rows_to_skip(bundle.id)))
+        with metrics.record_counter(STREAM) as counter, \
+                BundleFeed(client, list_from, config.spool_dir) as feed:
+            for spool in feed:
+                bundle = spool.bundle
+                counter.increment(bundles.emit(spool, bookmark.rows_to_skip(bundle.id)))
                 writer.write_state(keeper.bundle_done(bundle))
-    except Interrupted:
-        writer.write_state(keeper.last)  # true: it covers exactly what is out
+    except BaseException:
+        # End on the last STATE written, which covers exactly what is out; records still in
+        # the buffer were never sent, and the resume sends them.
+        writer.discard_pending()
+        try:
+            writer.write_state(writer.last_state or keeper.initial)
+        except OSError:
+            pass  # stdout itself is gone
         raise
 
     if shaper.before_start_date:
@@ -56,8 +65,9 @@ def sync(client, config, catalog, state, writer):
     for field, count in sorted(shaper.misfits.items()):
         LOGGER.warning("%d value(s) of %s did not fit its type and went to CustomVars.",
                        count, field)
-    writer.write_state(keeper.final())
-    return keeper.last
+    final = keeper.final()
+    writer.write_state(final)
+    return final
 
 
 class BundleEmitter:
@@ -75,11 +85,12 @@ class BundleEmitter:
             factor=config.retry_backoff_seconds, jitter=backoff.full_jitter,
             on_backoff=self._log_retry, logger=None)(self._download_and_emit)
 
-    def emit(self, bundle, skip):
-        """Emit `bundle` from row `skip`; returns how many records went out."""
+    def emit(self, spool, skip):
+        """Emit a downloaded bundle from row `skip`; returns how many records went out."""
+        bundle = spool.bundle
         progress = {"done": skip, "emitted": 0}
         try:
-            self._attempt(bundle, progress)
+            self._attempt(bundle, progress, iter([spool]))
         except BundleFormatError as exc:
             raise TapError(f"{exc} Gave up after {self.config.max_retries + 1} downloads; "
                            f"rows before {progress['done']} are out and the last STATE "
@@ -93,8 +104,11 @@ class BundleEmitter:
                        details["exception"], details["wait"], details["tries"] + 1,
                        self.config.max_retries + 1)
 
-    def _download_and_emit(self, bundle, progress):
-        with BundleSpool(self.client, bundle, self.config.spool_dir) as spool:
+    def _download_and_emit(self, bundle, progress, prefetched):
+        """Emit from the prefetched body; a retry downloads the bundle afresh."""
+        spool = next(prefetched, None) or BundleSpool.fetch(self.client, bundle,
+                                                            self.config.spool_dir)
+        with spool:
             self._emit_rows(spool, progress)
 
     def _emit_rows(self, spool, progress):

@@ -34,11 +34,12 @@ def sandbox():
     """Start sandboxes on free loopback ports: sandbox(bundles=…, rate=…, …)."""
     servers = []
 
-    def start(rate=(0, 1.0), api_key=API_KEY, faults="", **data):
+    def start(rate=(0, 1.0), api_key=API_KEY, faults="", bytes_per_second=None, **data):
         data.setdefault("bundles", 25)
         data.setdefault("events_per_bundle", 20)
         server = SandboxServer(SandboxData(**data), api_key=api_key, rate=rate,
-                               faults=Faults.parse(faults)).start()
+                               faults=Faults.parse(faults),
+                               bytes_per_second=bytes_per_second).start()
         servers.append(server)
         return server
 

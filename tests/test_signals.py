@@ -81,11 +81,11 @@ def test_sigterm_while_waiting_to_pace_a_download(sandbox, write_config, tmp_pat
     stdout, stderr = proc.communicate(timeout=10)  # not the 60 s the pacer wanted
     assert proc.returncode == 143
     assert b"CRITICAL Stopped by SIGTERM" in stderr
-    msgs = messages(stdout)
-    assert len(records(msgs)) == 10
-    assert msgs[-1]["value"]["bookmarks"]["events"] == {
-        "ExportBundleStop": "2026-01-02T00:00:00.000000Z"}
-    resume_is_exactly_once(stdout, write_config(server.url), tmp_path, server.data)
+    # The feed waits for the pace in the background while the first bundle is emitted;
+    # wherever the signal lands, the last STATE is true.
+    msgs, _ = resume_is_exactly_once(stdout, write_config(server.url), tmp_path,
+                                     server.data)
+    assert len(records(msgs)) <= 10
 
 
 def test_sigint_during_a_slow_download_removes_its_temporary_file(
