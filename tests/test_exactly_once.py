@@ -174,14 +174,22 @@ def test_rows_written_after_the_last_state_come_again_with_the_same_identity(
 
 def test_kill_while_the_next_bundle_downloads(world, sandbox, write_config, tmp_path):
     fast, config, final, expected = world
-    # ~40 kB/s: each download takes about a second, so the feed is mid-download of the
+    # ~10 kB/s: each download takes a fraction of a second, so the feed is mid-download of the
     # next bundle while the current one is emitted and checkpointed.
-    slow = sandbox(bundles=25, events_per_bundle=EVENTS_PER_BUNDLE, bytes_per_second=40_000)
+    slow = sandbox(bundles=25, events_per_bundle=EVENTS_PER_BUNDLE, bytes_per_second=10_000)
     slow_config = write_config(slow.url, checkpoint_every=CHECKPOINT_EVERY)
-    killed, _ = run_and_kill(slow_config, nth_state(3, bundle_done), tmp_path)
-    fourth = slow.data.exports()[3]["Id"]
-    assert any(f"get?id={fourth}" in path for path, _ in slow.requests), \
-        "the fourth bundle was not downloading when the third was done"
+    fourth = f"get?id={slow.data.exports()[3]['Id']}"
+    third_done = nth_state(3, bundle_done)
+
+    def kill_once_the_fourth_downloads(message):
+        if not third_done(message):
+            return False
+        assert slow.wait_for_request(fourth), "the feed did not download ahead"
+        return True
+
+    killed, _ = run_and_kill(slow_config, kill_once_the_fourth_downloads, tmp_path)
+    assert states(killed)[-1]["bookmarks"]["events"] == {
+        "ExportBundleStop": "2026-01-04T00:00:00.000000Z"}
     state = tmp_path / "state.json"
     state.write_text(json.dumps(states(killed)[-1]))
     resumed = messages(run_tap("--config", config, "--state", str(state)).stdout)

@@ -73,6 +73,7 @@ class SandboxServer(ThreadingHTTPServer):
         self.exports = self.data.exports()
         self.requests = []  # (path, status) of every answered request, for tests
         self.request_arrived = threading.Event()  # set when the first request comes in
+        self._answered = threading.Condition()
         self._thread = None
 
     def handle_error(self, request, client_address):
@@ -80,6 +81,17 @@ class SandboxServer(ThreadingHTTPServer):
         # normal here, not an error.
         if not isinstance(sys.exc_info()[1], OSError):
             super().handle_error(request, client_address)
+
+    def log_request_answer(self, path, status):
+        with self._answered:
+            self.requests.append((path, status))
+            self._answered.notify_all()
+
+    def wait_for_request(self, fragment, timeout=30):
+        """Block until a request whose path holds `fragment` is being answered."""
+        with self._answered:
+            return self._answered.wait_for(
+                lambda: any(fragment in path for path, _ in self.requests), timeout)
 
     @property
     def url(self):
@@ -161,7 +173,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
 
     def _stream(self, status, stream, size, headers, promised=None):
         """Send `size` bytes of `stream` (announcing `promised`), at --bandwidth if set."""
-        self.server.requests.append((self.path, status if promised is None else "reset"))
+        self.server.log_request_answer(self.path, status if promised is None else "reset")
         self.send_response(status)
         for name, value in headers.items():
             self.send_header(name, value)
@@ -192,7 +204,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
         self._send(status, json.dumps(payload).encode(), headers)
 
     def _send(self, status, body, headers):
-        self.server.requests.append((self.path, status))
+        self.server.log_request_answer(self.path, status)
         self.send_response(status)
         for name, value in headers.items():
             self.send_header(name, value)
