@@ -16,6 +16,7 @@ TYPES = {"integer": frozenset({int, NONE_TYPE}),
          "boolean": frozenset({bool, NONE_TYPE})}
 DATE_TIME = "date-time"
 DROP = "drop"  # declared but not selected
+MAX_PLANS = 4096  # distinct (keys, value types) layouts remembered
 
 
 def is_date_time(value):
@@ -48,6 +49,8 @@ class RecordShaper:
                        for name, prop in schema["properties"].items() if name not in owned}
         self._keep_custom = CUSTOM_VARS in emitted_fields
         self._identity = [f for f in identity_fields if f in emitted_fields]
+        self._row = "ExportBundleRow" in self._identity
+        self._plans = {}
         self._start_date = start_date
         self.misfits = Counter()
         self.before_start_date = 0
@@ -68,10 +71,55 @@ class RecordShaper:
         return {k: values[k] for k in self._identity if k in values}
 
     def shape(self, event, identity, row):
-        """The record for `event` at `row` of its bundle, or None if before start_date."""
+        """The record for `event` at `row` of its bundle, or None if before start_date.
+
+        Takes `event` over (it becomes the record). Events with the same keys and value
+        types share a plan worked out once, so most events cost a lookup and a few moves.
+        """
         if self.is_before_start_date(event):
             self.before_start_date += 1
             return None
+        signature = (tuple(event), tuple(map(type, event.values())))
+        plan = self._plans.get(signature) or self._plan(signature)
+        custom_keys, drop_keys, misfit_keys, date_keys = plan
+        for key in date_keys:
+            if not is_date_time(event[key]):
+                return self._shape_each_value(event, identity, row)
+        custom = {key: event.pop(key) for key in custom_keys} if custom_keys else None
+        for key in drop_keys:
+            del event[key]
+        for key in misfit_keys:
+            self.misfits[key] += 1
+        event.update(identity)
+        if custom and self._keep_custom:
+            event[CUSTOM_VARS] = custom
+        if self._row:
+            event["ExportBundleRow"] = row
+        return event
+
+    def _plan(self, signature):
+        """What events with these keys and value types need: (custom, drop, misfit,
+        date-time keys to check)."""
+        custom, drop, misfit, dates = [], [], [], []
+        for key, kind in zip(*signature, strict=True):
+            rule = self._rules.get(key)
+            if rule is DROP:
+                drop.append(key)
+            elif rule is None or (kind not in rule if rule is not DATE_TIME
+                                  else kind not in (str, NONE_TYPE)):
+                (custom if self._keep_custom else drop).append(key)
+                if rule is not None:
+                    misfit.append(key)
+            elif rule is DATE_TIME and kind is str:
+                dates.append(key)
+        if len(self._plans) >= MAX_PLANS:
+            self._plans.clear()
+        plan = self._plans[signature] = (tuple(custom), tuple(drop), tuple(misfit),
+                                         tuple(dates))
+        return plan
+
+    def _shape_each_value(self, event, identity, row):
+        """The general path, value by value: for events with an unreadable timestamp."""
         record = dict(identity)
         custom = {}
         rules = self._rules
@@ -94,6 +142,6 @@ class RecordShaper:
                 self.misfits[key] += 1
         if custom and self._keep_custom:
             record[CUSTOM_VARS] = custom
-        if "ExportBundleRow" in self._identity:
+        if self._row:
             record["ExportBundleRow"] = row
         return record

@@ -50,3 +50,35 @@ def test_bad_bodies_raise_one_line_errors(tmp_path, body, message):
     with pytest.raises(BundleFormatError, match=message) as raised:
         list(iter_events(str(path), 5))
     assert "\n" not in str(raised.value)
+
+
+AWKWARD = [
+    {"EventTargetText": 'a "},{" inside a string', "n": 1},
+    {"nested": {"deep": {"x": [1, {"y": "},\n{"}]}}, "EventTargetText": "}, {"},
+    {"list_of_objects": [{"a": 1}, {"b": 2}], "after": "x\\"},
+    {"unicode": "é 👋 \u2028", "escaped_quote": "\"},{\""},
+]
+
+
+@pytest.mark.parametrize("indent", [None, 2], ids=["compact", "pretty"])
+def test_boundaries_inside_strings_and_nested_values_are_not_cuts(tmp_path, indent):
+    path = tmp_path / "bundle.body"
+    path.write_bytes(gzip.compress(json.dumps(AWKWARD * 50, indent=indent).encode()))
+    assert list(iter_events(str(path), 1)) == AWKWARD * 50
+
+
+def test_events_split_across_read_blocks(tmp_path, monkeypatch):
+    monkeypatch.setattr("tap_fullstory.decode.READ_BYTES", 37)
+    path = tmp_path / "bundle.body"
+    path.write_bytes(json.dumps(EVENTS * 20 + AWKWARD).encode())
+    assert list(iter_events(str(path), 1)) == EVENTS * 20 + AWKWARD
+
+
+def test_a_bad_item_midway_is_named_after_the_good_rows(tmp_path):
+    path = tmp_path / "bundle.body"
+    path.write_bytes(b'[{"a": 1}, {"a": 2}, 7, {"a": 3}]')
+    seen = []
+    with pytest.raises(BundleFormatError, match="Bundle 9 row 2 is a int"):
+        for event in iter_events(str(path), 9):
+            seen.append(event)
+    assert seen == [{"a": 1}, {"a": 2}]

@@ -18,7 +18,7 @@ def shaper(fields=ALL_FIELDS, start=START):
 
 def shape(event, fields=ALL_FIELDS, row=3):
     s = shaper(fields)
-    return s.shape(event, s.identity_values(BUNDLE), row), s
+    return s.shape(dict(event), s.identity_values(BUNDLE), row), s
 
 
 def test_declared_fields_keep_exact_values_and_identity_is_added():
@@ -96,3 +96,32 @@ def test_deselected_fields_are_dropped_and_automatic_kept():
 ])
 def test_is_date_time(value, ok):
     assert is_date_time(value) is ok
+
+
+def test_events_with_the_same_layout_share_a_plan_but_are_counted_each():
+    s = shaper()
+    identity = s.identity_values(BUNDLE)
+    records = [s.shape({"UserId": "x", "EventType": "click", "evt_a_str": str(i)}, identity, i)
+               for i in range(3)]
+    assert [r["CustomVars"] for r in records] == [
+        {"UserId": "x", "evt_a_str": str(i)} for i in range(3)]
+    assert s.misfits == {"UserId": 3}
+    assert len(s._plans) == 1
+
+
+def test_a_bad_timestamp_in_a_known_layout_still_moves_to_custom_vars():
+    s = shaper()
+    identity = s.identity_values(BUNDLE)
+    good = s.shape({"EventStart": "2026-01-02T00:00:00Z", "PageStart": "2026-01-02T00:00:00Z"},
+                   identity, 0)
+    bad = s.shape({"EventStart": "2026-01-02T00:00:00Z", "PageStart": "tomorrow"}, identity, 1)
+    assert good["PageStart"] == "2026-01-02T00:00:00Z"
+    assert "PageStart" not in bad and bad["CustomVars"] == {"PageStart": "tomorrow"}
+    assert s.misfits == {"PageStart": 1}
+
+
+def test_custom_vars_deselected_drops_undeclared_keys():
+    fields = ALL_FIELDS - {"CustomVars"}
+    record, s = shape({"EventType": "click", "user_x_str": "y", "UserId": "z"}, fields)
+    assert "CustomVars" not in record and "user_x_str" not in record
+    assert "UserId" not in record and s.misfits == {"UserId": 1}
