@@ -4,7 +4,7 @@ VENV := .venv
 VENVS := .venvs
 PIP_QUIET := --quiet --disable-pip-version-check
 
-.PHONY: demo test lint venvs clean
+.PHONY: demo test bench lint venvs clean
 
 $(VENV)/.installed: setup.py
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10) and "tap-fullstory needs Python 3.10 or newer")'
@@ -36,8 +36,12 @@ demo: $(VENV)/.installed $(VENVS)/target-jsonl/.installed
 test: venvs
 	$(VENV)/bin/pytest tests
 
+# Not a test: prints throughput, memory and overlap against a floor measured in the same run.
+bench: $(VENV)/.installed
+	$(VENV)/bin/python bench/run.py
+
 lint: $(VENVS)/lint/.installed
 	$(VENVS)/lint/bin/ruff check .
 
 clean:
-	rm -rf $(VENV) $(VENVS) demo-output *.egg-info
+	rm -rf $(VENV) $(VENVS) demo-output bench/.cache *.egg-info

@@ -19,7 +19,7 @@ from tap_fullstory.errors import BundleFormatError
 
 GZIP_MAGIC = b"\x1f\x8b"
 UTF8_BOM = b"\xef\xbb\xbf"
-READ_BYTES = 1 << 22
+READ_BYTES = 1 << 20
 MAX_EVENT_BYTES = 1 << 26  # a piece this long without parsing is not a normal event
 BOUNDARY = re.compile(rb"\}\s*,\s*\{")
 WHITESPACE = b" \t\r\n"
