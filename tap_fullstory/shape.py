@@ -1,7 +1,8 @@
 """Shaping: one decoded event in, one record for the events stream out (or none).
 
-What each field needs is worked out once from the schema and the selection, so the
-per-event loop is dictionary lookups and type checks only.
+What each field needs is worked out once from the schema and the selection, and what an
+event of a given layout (its keys and value types) needs is worked out once per layout,
+so most events cost one lookup, their timestamp checks and a few dictionary moves.
 """
 
 from collections import Counter

@@ -71,7 +71,7 @@ def sync(client, config, catalog, state, writer):
 
 
 class BundleEmitter:
-    """Downloads, decodes, shapes and emits one bundle at a time, with checkpoints.
+    """Decodes, shapes and emits one downloaded bundle at a time, with checkpoints.
 
     A body that turns out broken while it is parsed is downloaded again (up to
     max_retries times) and the rows already emitted are skipped.

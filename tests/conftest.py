@@ -101,3 +101,18 @@ def expected_events(data, since=None):
             if since is None or parse_rfc3339(event["EventStart"]) >= parse_rfc3339(since):
                 expected[(export["Id"], row)] = event
     return expected
+
+
+def resume_is_exactly_once(output, config, tmp_path, data):
+    """Resume from the last STATE in `output` (a run's stdout that ended with a STATE):
+    together the two runs emit every event of `data` exactly once."""
+    assert output.endswith(b"\n")  # no line was cut
+    msgs = messages(output)
+    assert msgs[-1]["type"] == "STATE", "the last line out must be a STATE"
+    state = tmp_path / "resume-state.json"
+    state.write_text(json.dumps(msgs[-1]["value"]))
+    resumed = messages(run_tap("--config", config, "--state", str(state)).stdout)
+    ids = [identity(r) for r in records(msgs) + records(resumed)]
+    assert len(ids) == len(set(ids)), "an event was emitted twice"
+    assert set(ids) == set(expected_events(data))
+    return msgs, resumed

@@ -1,11 +1,19 @@
 """Every fault FullStory or the network can produce, through the real CLI and sandbox:
 survived with every event exactly once, or one CRITICAL line and a STATE that resumes."""
 
-import json
 
 import pytest
 
-from conftest import expected_events, identity, messages, original_event, records, run_tap, states
+from conftest import (
+    expected_events,
+    identity,
+    messages,
+    original_event,
+    records,
+    resume_is_exactly_once,
+    run_tap,
+    states,
+)
 from tap_fullstory.state import format_stop
 
 
@@ -115,17 +123,11 @@ def test_a_bundle_that_is_never_json_stops_with_its_id_and_resumes(
         f"CRITICAL Bundle {bad} is not a JSON array of events (its body starts with b'<'). "
         "Gave up after 3 downloads; rows before 0 are out and the last STATE resumes after "
         "them."]
-    first = messages(result.stdout)
-    assert states(first)[-1]["bookmarks"]["events"] == {
+    assert states(messages(result.stdout))[-1]["bookmarks"]["events"] == {
         "ExportBundleStop": "2026-01-03T00:00:00.000000Z"}
     healthy = sandbox(bundles=5)
-    state = tmp_path / "state.json"
-    state.write_text(json.dumps(states(first)[-1]))
-    second = messages(run_tap("--config", write_config(healthy.url),
-                              "--state", str(state)).stdout)
-    ids = [identity(r) for r in records(first) + records(second)]
-    assert len(ids) == len(set(ids))
-    assert set(ids) == set(expected_events(healthy.data))
+    _, second = resume_is_exactly_once(result.stdout, write_config(healthy.url), tmp_path,
+                                       healthy.data)
     assert states(second)[-1] == final_state("2026-01-06T00:00:00.000000Z")
 
 
@@ -144,11 +146,6 @@ def test_a_bundle_broken_mid_way_every_time_stops_after_a_true_checkpoint(
     assert emitted == list(range(progress["rows_done"])) and 0 < len(emitted) < 100
     assert f"rows before {progress['rows_done']} are out" in line
     healthy = sandbox(bundles=3, events_per_bundle=100)
-    state = tmp_path / "state.json"
-    state.write_text(json.dumps(states(first)[-1]))
-    second = messages(run_tap("--config", write_config(healthy.url),
-                              "--state", str(state)).stdout)
-    ids = [identity(r) for r in records(first) + records(second)]
-    assert len(ids) == len(set(ids))
-    assert set(ids) == set(expected_events(healthy.data))
+    _, second = resume_is_exactly_once(result.stdout, write_config(healthy.url), tmp_path,
+                                       healthy.data)
     assert states(second)[-1] == final_state("2026-01-04T00:00:00.000000Z")

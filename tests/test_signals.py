@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from conftest import API_KEY, TAP, expected_events, identity, messages, records, run_tap
+from conftest import API_KEY, TAP, messages, records, resume_is_exactly_once
 
 
 def run_and_signal(config, signum, should_signal, tmp_path):
@@ -35,19 +35,6 @@ def after_records(n):
             seen.append(message)
         return len(seen) >= n
     return should_signal
-
-
-def resume_is_exactly_once(output, config, tmp_path, data):
-    assert output.endswith(b"\n")  # no line was cut
-    msgs = messages(output)
-    assert msgs[-1]["type"] == "STATE", "the last line out must be a STATE"
-    state = tmp_path / "state.json"
-    state.write_text(json.dumps(msgs[-1]["value"]))
-    resumed = messages(run_tap("--config", config, "--state", str(state)).stdout)
-    ids = [identity(r) for r in records(msgs) + records(resumed)]
-    assert len(ids) == len(set(ids)), "an event was emitted twice"
-    assert set(ids) == set(expected_events(data))
-    return msgs, resumed
 
 
 @pytest.mark.parametrize("signum, code, after", [

@@ -82,7 +82,7 @@ class SandboxServer(ThreadingHTTPServer):
         if not isinstance(sys.exc_info()[1], OSError):
             super().handle_error(request, client_address)
 
-    def log_request_answer(self, path, status):
+    def record_answer(self, path, status):
         with self._answered:
             self.requests.append((path, status))
             self._answered.notify_all()
@@ -173,7 +173,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
 
     def _stream(self, status, stream, size, headers, promised=None):
         """Send `size` bytes of `stream` (announcing `promised`), at --bandwidth if set."""
-        self.server.log_request_answer(self.path, status if promised is None else "reset")
+        self.server.record_answer(self.path, status if promised is None else "reset")
         self.send_response(status)
         for name, value in headers.items():
             self.send_header(name, value)
@@ -204,7 +204,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
         self._send(status, json.dumps(payload).encode(), headers)
 
     def _send(self, status, body, headers):
-        self.server.log_request_answer(self.path, status)
+        self.server.record_answer(self.path, status)
         self.send_response(status)
         for name, value in headers.items():
             self.send_header(name, value)
