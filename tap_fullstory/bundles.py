@@ -40,7 +40,7 @@ def list_bundles(client, start):
     """
     while True:
         page = sorted((_bundle(e) for e in client.list_exports(start)), key=lambda b: b.stop)
-        LOGGER.info("Listed %d bundle(s) ending after %s.", len(page), format_stop(start))
+        LOGGER.debug("Listed %d bundle(s) ending after %s.", len(page), format_stop(start))
         for bundle in page:
             if bundle.stop > start:
                 yield bundle

@@ -10,6 +10,7 @@ import orjson
 import singer
 
 from tap_fullstory import __version__
+from tap_fullstory.bundles import list_bundles
 from tap_fullstory.catalog import default_catalog, load_catalog
 from tap_fullstory.client import FullStoryClient
 from tap_fullstory.config import SETTINGS, load_config_file, parse_config
@@ -17,10 +18,11 @@ from tap_fullstory.discover import discover
 from tap_fullstory.emit import MessageWriter
 from tap_fullstory.errors import ConfigError, TapError
 from tap_fullstory.interrupt import STOP, Interrupted
+from tap_fullstory.state import format_stop
 from tap_fullstory.sync import sync
 
 LOGGER = logging.getLogger(__name__)
-CAPABILITIES = ["catalog", "discover", "properties", "state", "about"]
+CAPABILITIES = ["catalog", "discover", "properties", "state", "about", "test"]
 
 
 def about():
@@ -50,6 +52,16 @@ def about_markdown():
     return "\n".join(lines) + "\n"
 
 
+def connection_report(config):
+    """`--test`: one line saying the key works and what there is to sync."""
+    client = FullStoryClient(config)
+    since = int(config.start_date.timestamp())
+    bundles = list(list_bundles(client, since))
+    newest = f"; the newest ends at {bundles[-1].stop_text}" if bundles else ""
+    return (f"OK: {config.base_url} accepted the API key; {len(bundles)} bundle(s) end "
+            f"after start_date {format_stop(since)}{newest}.")
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="tap-fullstory",
@@ -61,6 +73,9 @@ def build_parser():
     selection.add_argument("-p", "--properties", help="legacy name for --catalog")
     parser.add_argument("-d", "--discover", action="store_true",
                         help="print the catalog and exit")
+    parser.add_argument("--test", action="store_true",
+                        help="check the connection and the key, count available bundles, "
+                             "and exit")
     parser.add_argument("--about", action="store_true",
                         help="print name, version, capabilities and settings")
     parser.add_argument("--format", choices=["json", "markdown"], default="json",
@@ -110,6 +125,9 @@ def run(args):
         raise ConfigError("--config is required: pass a JSON file with api_key and "
                           "start_date (see sample_config.json).")
     config = parse_config(load_config_file(args.config))
+    if args.test:
+        sys.stdout.write(connection_report(config) + "\n")
+        return 0
     if args.discover:
         sys.stdout.buffer.write(orjson.dumps(discover().to_dict(), option=orjson.OPT_INDENT_2)
                                 + b"\n")

@@ -1,14 +1,13 @@
-"""The bundle feed: lists bundles and downloads each one while the previous is emitted.
+"""The bundle feed: downloads each bundle while the previous one is emitted.
 
-A background thread runs LIST paging and the downloads, one bundle ahead of the one
-being parsed and emitted and never more, so at most two bundle files are on disk. Its
-errors reach the consumer in order, after the bundles before them.
+A background thread runs the downloads, one bundle ahead of the one being parsed and
+emitted and never more, so at most two bundle files are on disk. Its errors reach the
+consumer in order, after the bundles before them.
 """
 
 import queue
 import threading
 
-from tap_fullstory.bundles import list_bundles
 from tap_fullstory.spool import BundleSpool
 
 SPOOL_FILES = 2  # the bundle being emitted and the one downloading ahead of it
@@ -16,10 +15,10 @@ _DONE = object()
 
 
 class BundleFeed:
-    """Iterate to get each bundle's BundleSpool, oldest first; use as a context manager."""
+    """Iterate to get each bundle's BundleSpool, in order; use as a context manager."""
 
-    def __init__(self, client, list_from, spool_dir=None):
-        self._client, self._list_from, self._spool_dir = client, list_from, spool_dir
+    def __init__(self, client, bundles, spool_dir=None):
+        self._client, self._bundles, self._spool_dir = client, bundles, spool_dir
         self._ready = queue.Queue()
         self._slots = threading.Semaphore(SPOOL_FILES)
         self._closed = threading.Event()
@@ -49,7 +48,7 @@ class BundleFeed:
 
     def _produce(self):
         try:
-            for bundle in list_bundles(self._client, self._list_from):
+            for bundle in self._bundles:
                 self._slots.acquire()
                 spool = self._current = BundleSpool(bundle, self._spool_dir)
                 if self._closed.is_set():

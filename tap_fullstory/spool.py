@@ -40,7 +40,7 @@ class BundleSpool:
             self.remove()
             raise
         self.time_extracted = strftime(datetime.now(timezone.utc))
-        LOGGER.info("Downloaded bundle %s (%.1f MB).", self.bundle.id, self.size / 1e6)
+        LOGGER.debug("Downloaded bundle %s (%.1f MB).", self.bundle.id, self.size / 1e6)
 
     def remove(self):
         try:

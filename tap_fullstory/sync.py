@@ -2,16 +2,19 @@
 
 import itertools
 import logging
+import time
 
 import backoff
 from singer import metrics
 
 from tap_fullstory import catalog as catalogs
+from tap_fullstory.bundles import list_bundles
 from tap_fullstory.decode import iter_events
 from tap_fullstory.discover import IDENTITY_FIELDS, REPLICATION_KEY, STREAM
 from tap_fullstory.errors import BundleFormatError, TapError
 from tap_fullstory.feed import BundleFeed
 from tap_fullstory.interrupt import STOP
+from tap_fullstory.progress import SyncProgress
 from tap_fullstory.shape import RecordShaper
 from tap_fullstory.spool import BundleSpool
 from tap_fullstory.state import StateKeeper, format_stop, read_bookmark
@@ -37,18 +40,23 @@ def sync(client, config, catalog, state, writer):
     writer.write_schema(STREAM, schema, catalogs.key_properties(entry), [REPLICATION_KEY])
     shaper = RecordShaper(schema, catalogs.emitted_fields(entry), config.start_date,
                           IDENTITY_FIELDS)
-    bundles = BundleEmitter(client, config, shaper, writer, keeper)
+    emitter = BundleEmitter(client, config, shaper, writer, keeper)
     list_from = bookmark.list_from(config.start_date)
-    LOGGER.info("Syncing FullStory bundles from %s that end after %s%s.", config.base_url,
+    LOGGER.info("Listing FullStory bundles at %s that end after %s%s.", config.base_url,
                 format_stop(list_from), f" (resuming bundle {bookmark.bundle_id} after row "
                 f"{bookmark.rows_done})" if bookmark.bundle_id else "")
     try:
+        bundles = list(list_bundles(client, list_from))
+        progress = SyncProgress(bundles)
         with metrics.record_counter(STREAM) as counter, \
-                BundleFeed(client, list_from, config.spool_dir) as feed:
+                BundleFeed(client, bundles, config.spool_dir) as feed:
             for spool in feed:
-                bundle = spool.bundle
-                counter.increment(bundles.emit(spool, bookmark.rows_to_skip(bundle.id)))
-                writer.write_state(keeper.bundle_done(bundle))
+                started = time.monotonic()
+                skip = bookmark.rows_to_skip(spool.bundle.id)
+                emitted = emitter.emit(spool, skip)
+                writer.write_state(keeper.bundle_done(spool.bundle))
+                counter.increment(emitted)
+                progress.bundle_done(spool, emitted, time.monotonic() - started, skip)
     except BaseException:
         # End on the last STATE written, which covers exactly what is out; records still in
         # the buffer were never sent, and the resume sends them.
@@ -67,6 +75,7 @@ def sync(client, config, catalog, state, writer):
                        count, field)
     final = keeper.final()
     writer.write_state(final)
+    progress.finished(final)
     return final
 
 
@@ -88,16 +97,14 @@ class BundleEmitter:
     def emit(self, spool, skip):
         """Emit a downloaded bundle from row `skip`; returns how many records went out."""
         bundle = spool.bundle
-        progress = {"done": skip, "emitted": 0}
+        position = {"done": skip, "emitted": 0}
         try:
-            self._attempt(bundle, progress, iter([spool]))
+            self._attempt(bundle, position, iter([spool]))
         except BundleFormatError as exc:
             raise TapError(f"{exc} Gave up after {self.config.max_retries + 1} downloads; "
-                           f"rows before {progress['done']} are out and the last STATE "
+                           f"rows before {position['done']} are out and the last STATE "
                            "resumes after them.") from None
-        LOGGER.info("Bundle %s: %d event(s) emitted%s.", bundle.id, progress["emitted"],
-                    f" (resumed after row {skip})" if skip else "")
-        return progress["emitted"]
+        return position["emitted"]
 
     def _log_retry(self, details):
         LOGGER.warning("%s Downloading it again in %.1f s (try %d of %d).",

@@ -239,3 +239,35 @@ def test_downloads_paced_to_the_limit_never_provoke_a_429(sandbox, write_config)
     assert len(records(messages(result.stdout))) == 60
     assert [s for p, s in server.requests if "/get" in p] == [200] * 6
     assert "Pacing downloads to 120 a minute: waiting" in result.stderr.decode()
+
+
+def test_test_flag_checks_the_key_and_counts_bundles(sandbox, write_config):
+    server = sandbox(bundles=23)
+    result = run_tap("--config", write_config(server.url, start_date="2026-01-03T12:00:00Z"),
+                     "--test")
+    assert result.returncode == 0, result.stderr.decode()
+    assert result.stdout.decode() == (
+        f"OK: {server.url} accepted the API key; 21 bundle(s) end after start_date "
+        "2026-01-03T12:00:00.000000Z; the newest ends at 2026-01-24T00:00:00.000000Z.\n")
+    assert all("/list" in path for path, _ in server.requests)
+
+
+def test_test_flag_with_a_wrong_key_is_one_line(sandbox, write_config):
+    server = sandbox(bundles=1, api_key="other")
+    result = run_tap("--config", write_config(server.url), "--test")
+    assert result.returncode == 1 and result.stdout == b""
+    assert result.stderr.decode().strip().splitlines()[-1] == (
+        "CRITICAL FullStory rejected the API key (401): check api_key in the config.")
+
+
+def test_progress_on_stderr_is_one_line_per_bundle(sandbox, write_config):
+    server = sandbox(bundles=3, events_per_bundle=30)
+    stderr = run_tap("--config", write_config(server.url)).stderr.decode()
+    assert "INFO 3 bundle(s) to sync, ending 2026-01-02 00:00 … 2026-01-04 00:00 UTC." in stderr
+    for k in (1, 2, 3):
+        assert stderr.count(f"INFO Bundle {k}/3 ") == 1
+    assert "INFO Bundle 2/3 176731200048 (2026-01-02 00:00 → 2026-01-03 00:00): 30 event(s)" \
+        in stderr
+    assert 'INFO Done: 3 bundle(s), 90 event(s) in ' in stderr
+    assert '"metric": "http_request_duration"' in stderr and '"endpoint": "bundle"' in stderr
+    assert '"metric": "record_count", "value": 90' in stderr

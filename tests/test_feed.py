@@ -3,6 +3,7 @@ import threading
 
 import pytest
 
+from tap_fullstory.bundles import list_bundles
 from tap_fullstory.errors import FatalAPIError
 from tap_fullstory.feed import SPOOL_FILES, BundleFeed
 
@@ -36,7 +37,7 @@ class FakeClient:
 def test_downloads_one_bundle_ahead_and_never_more(tmp_path):
     client = FakeClient(tmp_path, 30)
     emitted = []
-    with BundleFeed(client, 0, str(tmp_path)) as feed:
+    with BundleFeed(client, list(list_bundles(client, 0)), str(tmp_path)) as feed:
         for spool in feed:
             # while a bundle is emitted, at most the next one has been fetched
             assert client.downloaded[-1] <= spool.bundle.id + 1
@@ -51,7 +52,7 @@ def test_errors_arrive_after_the_bundles_before_them(tmp_path):
     client = FakeClient(tmp_path, 5, fail_on=3)
     emitted = []
     with pytest.raises(FatalAPIError, match="bundle 3 is gone"):
-        with BundleFeed(client, 0, str(tmp_path)) as feed:
+        with BundleFeed(client, list(list_bundles(client, 0)), str(tmp_path)) as feed:
             for spool in feed:
                 emitted.append(spool.bundle.id)
     assert emitted == [0, 1, 2]
@@ -60,7 +61,7 @@ def test_errors_arrive_after_the_bundles_before_them(tmp_path):
 
 def test_leaving_early_removes_every_file(tmp_path):
     client = FakeClient(tmp_path, 10)
-    with BundleFeed(client, 0, str(tmp_path)) as feed:
+    with BundleFeed(client, list(list_bundles(client, 0)), str(tmp_path)) as feed:
         for spool in feed:
             if spool.bundle.id == 4:
                 break
