@@ -23,12 +23,29 @@ $(VENVS)/singer-tools/.installed:
 	$(VENVS)/singer-tools/bin/pip install $(PIP_QUIET) singer-tools==0.4.1
 	touch $@
 
+$(VENVS)/target-postgres/.installed:
+	$(PYTHON) -m venv $(VENVS)/target-postgres
+	$(VENVS)/target-postgres/bin/pip install $(PIP_QUIET) meltanolabs-target-postgres==0.8.1
+	touch $@
+
+$(VENVS)/target-csv/.installed:
+	$(PYTHON) -m venv $(VENVS)/target-csv
+	$(VENVS)/target-csv/bin/pip install $(PIP_QUIET) meltanolabs-target-csv==0.5.0
+	touch $@
+
+$(VENVS)/meltano/.installed:
+	$(PYTHON) -m venv $(VENVS)/meltano
+	$(VENVS)/meltano/bin/pip install $(PIP_QUIET) meltano==4.4.1
+	touch $@
+
 $(VENVS)/lint/.installed:
 	$(PYTHON) -m venv $(VENVS)/lint
 	$(VENVS)/lint/bin/pip install $(PIP_QUIET) ruff==0.17.6
 	touch $@
 
-venvs: $(VENV)/.installed $(VENVS)/target-jsonl/.installed $(VENVS)/singer-tools/.installed
+venvs: $(VENV)/.installed $(VENVS)/target-jsonl/.installed $(VENVS)/singer-tools/.installed \
+	$(VENVS)/target-postgres/.installed $(VENVS)/target-csv/.installed \
+	$(VENVS)/meltano/.installed
 
 demo: $(VENV)/.installed $(VENVS)/target-jsonl/.installed
 	bash demo/run.sh

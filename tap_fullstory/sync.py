@@ -36,10 +36,14 @@ def sync(client, config, catalog, state, writer):
         writer.write_state(final)
         return final
 
+    fields = catalogs.emitted_fields(entry)
     schema = entry.schema.to_dict()
-    writer.write_schema(STREAM, schema, catalogs.key_properties(entry), [REPLICATION_KEY])
-    shaper = RecordShaper(schema, catalogs.emitted_fields(entry), config.start_date,
-                          IDENTITY_FIELDS)
+    # Targets make columns from the SCHEMA message: it lists the emitted fields only.
+    emitted_schema = dict(schema, properties={name: prop for name, prop in
+                                              schema["properties"].items() if name in fields})
+    writer.write_schema(STREAM, emitted_schema, catalogs.key_properties(entry),
+                        [REPLICATION_KEY])
+    shaper = RecordShaper(schema, fields, config.start_date, IDENTITY_FIELDS)
     emitter = BundleEmitter(client, config, shaper, writer, keeper)
     list_from = bookmark.list_from(config.start_date)
     LOGGER.info("Listing FullStory bundles at %s that end after %s%s.", config.base_url,

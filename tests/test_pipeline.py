@@ -1,5 +1,6 @@
 """The tap piped into real Singer programs, each in its own virtualenv."""
 
+import csv
 import json
 import subprocess
 
@@ -55,3 +56,33 @@ def test_singer_check_tap_rejects_a_record_that_breaks_the_schema(tmp_path):
     check = subprocess.run([tool("singer-check-tap", "singer-tools")], input=stream.encode(),
                            capture_output=True, cwd=tmp_path, timeout=120)
     assert check.returncode != 0
+
+
+def test_target_csv_gets_the_selected_columns_and_one_row_per_event(
+        sandbox, write_config, tmp_path):
+    server = sandbox(bundles=3, events_per_bundle=40)
+    config = write_config(server.url)
+    catalog = json.loads(subprocess.run([TAP, "--config", config, "--discover"],
+                                        capture_output=True, check=True).stdout)
+    keep = {"EventType", "EventStart", "UserId", "PageUrl", "CustomVars", "ExportBundleId",
+            "ExportBundleRow"}
+    for entry in catalog["streams"][0]["metadata"]:
+        crumb = entry["breadcrumb"]
+        entry["metadata"]["selected"] = not crumb or crumb[1] in keep
+    (tmp_path / "catalog.json").write_text(json.dumps(catalog))
+    (tmp_path / "target.json").write_text(json.dumps({"destination_path": str(tmp_path)}))
+    target = pipe(["--config", config, "--catalog", str(tmp_path / "catalog.json")],
+                  [tool("target-csv", "target-csv"), "--config", "target.json"], tmp_path)
+    assert target.returncode == 0, target.stderr.decode()[-2000:]
+    [output] = list(tmp_path.glob("*.csv"))
+    with open(output, newline="", encoding="utf-8") as handle:
+        table = list(csv.DictReader(handle))
+    assert set(table[0]) == keep | {"ExportBundleStop"}  # the automatic field too
+    assert "PageBrowser" not in table[0]  # deselected
+    assert len(table) == 120
+    expected = expected_events(server.data)
+    assert {(int(r["ExportBundleId"]), int(r["ExportBundleRow"])) for r in table} == set(
+        expected)
+    for r in table:
+        assert int(r["UserId"]) == expected[(int(r["ExportBundleId"]),
+                                            int(r["ExportBundleRow"]))]["UserId"]

@@ -141,7 +141,8 @@ def _event(rng, kind):
     if kind == "click":
         event.update({"EventTargetText": rng.choice(TEXTS),
                       "EventModFrustrated": rng.choice([0, 0, 1]),
-                      "EventModDead": rng.choice([0, 0, 0, 2])})
+                      "EventModDead": rng.choice([0, 0, 0, 2]),
+                      "EventModSuspicious": rng.choice([0, 0, 0, 0, 1])})
         event["EventTargetSelectorTok" if rng.random() < 0.5 else "EventTargetSelector"] = \
             "div.cart > button#buy[data-x=\"1\"]"
     elif kind == "change":
