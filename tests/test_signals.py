@@ -77,14 +77,15 @@ def test_sigterm_while_waiting_to_pace_a_download(sandbox, write_config, tmp_pat
 
 def test_sigint_during_a_slow_download_removes_its_temporary_file(
         sandbox, write_config, tmp_path):
-    server = sandbox(bundles=2, events_per_bundle=10, faults="slow=20")
+    server = sandbox(bundles=2, events_per_bundle=10, bytes_per_second=50)
     spool = tmp_path / "spool"
     spool.mkdir()
     config = write_config(server.url, spool_dir=str(spool))
     proc = subprocess.Popen([TAP, "--config", config], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
-    # The first LIST answer takes 20 s: signal the tap while it waits for it.
-    assert server.request_arrived.wait(timeout=30), "the tap never called the sandbox"
+    # At 50 bytes a second the first download lasts minutes: signal the tap during it.
+    assert server.wait_for_request("get?id="), "the tap never started a download"
+    assert len(list(spool.iterdir())) >= 1
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=10)
     assert proc.returncode == 130
@@ -92,3 +93,15 @@ def test_sigint_during_a_slow_download_removes_its_temporary_file(
     assert [m["type"] for m in messages(stdout)] == ["SCHEMA", "STATE"]
     assert messages(stdout)[-1]["value"]["bookmarks"] == {"events": {}}
     assert b"Stopped by SIGINT" in stderr
+
+
+def test_sigterm_while_listing_stops_at_once(sandbox, write_config, tmp_path):
+    server = sandbox(bundles=2, events_per_bundle=10, faults="slow=20")
+    proc = subprocess.Popen([TAP, "--config", write_config(server.url)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # The LIST answer takes 20 s: signal the tap while it waits for it.
+    assert server.request_arrived.wait(timeout=30), "the tap never called the sandbox"
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=10)
+    assert proc.returncode == 143
+    assert messages(stdout)[-1]["type"] == "STATE"
