@@ -92,7 +92,6 @@ class FullStoryClient:
         self._local = threading.local()  # a Session per thread: the feed downloads ahead
         self.list_url = config.base_url + LIST_PATH
         self.get_url = config.base_url + GET_PATH
-        self.host = urlsplit(config.base_url).netloc
         self.pacer = pacer or DownloadPacer(config.max_downloads_per_minute)
         rate_limited = backoff.on_exception(
             backoff.runtime, RateLimited, value=lambda exc: exc.retry_after,
@@ -112,9 +111,18 @@ class FullStoryClient:
             session.headers.update(self._headers)
         return session
 
+    @property
+    def anonymous_session(self):
+        """A Session without the key, for URLs that carry their own signature."""
+        session = getattr(self._local, "anonymous", None)
+        if session is None:
+            session = self._local.anonymous = requests.Session()
+            session.headers["User-Agent"] = self._headers["User-Agent"]
+        return session
+
     def list_exports(self, start):
         """One LIST page: the (at most 20) bundles whose Stop is after `start`."""
-        body = self._request("list", self.list_url, {"start": int(start)}, None)
+        body = self.request("list", self.list_url, params={"start": int(start)})
         exports = body.get("exports") if isinstance(body, dict) else None
         if not isinstance(exports, list):
             raise FatalAPIError("FullStory's list answer has no 'exports' array; check "
@@ -123,16 +131,20 @@ class FullStoryClient:
 
     def download(self, bundle_id, handle):
         """GET one bundle's body into the open binary file `handle`; returns its size."""
-        return self._request(f"bundle {bundle_id}", self.get_url, {"id": bundle_id}, handle)
+        return self.request(f"bundle {bundle_id}", self.get_url, params={"id": bundle_id},
+                            handle=handle, paced=True)
 
-    def _request(self, what, url, params, handle):
+    def request(self, what, url, params=None, handle=None, method="GET", body=None,
+                auth=True, paced=False):
+        """One call with retries: the JSON answer, or the body's size written to `handle`."""
         try:
-            return self._call(what, url, params, handle)
+            return self._call(what, url, params, handle, method, body, auth, paced)
         except TRANSIENT as exc:
             raise RetriesExhausted(
                 f"Gave up on {what} after {self.config.max_retries + 1} tries: "
                 f"{describe_failure(exc, self.config.request_timeout)}. Check that "
-                f"{self.host} is reachable, then run again from the last STATE.") from None
+                f"{urlsplit(url).netloc} is reachable, then run again from the last "
+                "STATE.") from None
 
     def _log_retry(self, details):
         LOGGER.warning("%s failed (try %d of %d): %s. Retrying in %.1f s.",
@@ -140,22 +152,23 @@ class FullStoryClient:
                        describe_failure(details["exception"], self.config.request_timeout),
                        details["wait"])
 
-    def _call_once(self, what, url, params, handle):
-        downloading = handle is not None
-        if downloading:
+    def _call_once(self, what, url, params, handle, method, body, auth, paced):
+        if paced:
             self.pacer.wait(what)
-        LOGGER.debug("GET %s %s", url, params)
+        LOGGER.debug("%s %s %s", method, url if auth else urlsplit(url).path, params or "")
+        session = self.session if auth else self.anonymous_session
         with metrics.http_request_timer(what.split()[0]) as timer:
             try:
-                response = self.session.get(url, params=params, stream=downloading,
-                                            timeout=self.config.request_timeout)
+                response = session.request(method, url, params=params, json=body,
+                                           stream=handle is not None,
+                                           timeout=self.config.request_timeout)
             finally:
-                if downloading:
+                if paced:
                     self.pacer.mark()
             timer.tags[metrics.Tag.http_status_code] = response.status_code
         with response:
             self._raise_for_status(what, response)
-            if not downloading:
+            if handle is None:
                 try:
                     return response.json()
                 except ValueError:

@@ -15,6 +15,8 @@ from tap_fullstory import __version__
 from tap_fullstory.errors import ConfigError
 
 DEFAULT_BASE_URL = "https://export.fullstory.com"
+SEGMENT_BASE_URL = "https://api.fullstory.com"
+SOURCES = ("data_export", "segment_export")
 DEFAULT_USER_AGENT = f"tap-fullstory/{__version__}"
 
 
@@ -27,6 +29,8 @@ class Setting:
     secret: bool = False
     default: object = None
     minimum: float = None
+    maximum: float = None
+    choices: tuple = None
 
 
 SETTINGS = (
@@ -36,13 +40,29 @@ SETTINGS = (
     Setting("start_date", "date-time", "RFC 3339 timestamp. No event whose EventStart is "
             "earlier is emitted; the first run lists bundles that end after it.",
             required=True),
+    Setting("source", "string", "Which FullStory API to read: data_export (the legacy "
+            "bundle endpoints) or segment_export (the Segment Export API that replaces them).",
+            default="data_export", choices=SOURCES),
+    Setting("end_date", "date-time", "RFC 3339 timestamp; segment_export only: export no "
+            "window that ends after it. Unset: up to now minus settle_hours.", default=None),
+    Setting("segment_id", "string", "segment_export only: the segment to export.",
+            default="everyone"),
+    Setting("export_window_hours", "integer", "segment_export only: hours per export window "
+            "(windows are aligned to multiples of this size).", default=24, minimum=1,
+            maximum=24),
+    Setting("settle_hours", "integer", "segment_export only: a window is exported only once "
+            "its end is this many hours in the past (FullStory settles values within ~24 h).",
+            default=24, minimum=0),
     Setting("user_agent", "string", "User-Agent header sent with every request.",
             default=DEFAULT_USER_AGENT),
     Setting("request_timeout", "number", "Seconds to wait for FullStory to connect or send "
             "the next bytes. \"\", 0 and \"0\" mean the default.", default=300, minimum=0),
-    Setting("base_url", "string", "Export API root; the tap appends /api/v1/export/list "
-            "and /api/v1/export/get. Must be https unless it points at a loopback address "
-            "(the sandbox, tests).", default=DEFAULT_BASE_URL),
+    Setting("base_url", "string", "API root. data_export: the tap appends "
+            "/api/v1/export/list and /api/v1/export/get (default https://export.fullstory.com)."
+            " segment_export: /segments/v1/exports, /operations/v1/{id} and "
+            "/search/v1/exports/{id}/results (default https://api.fullstory.com). Must be "
+            "https unless it points at a loopback address (the sandbox, tests).",
+            default=None),
     Setting("checkpoint_every", "integer", "Rows emitted between STATE checkpoints inside a "
             "bundle. After a hard kill, at most this many rows minus one are sent again.",
             default=10000, minimum=1),
@@ -66,6 +86,11 @@ SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
 class TapConfig:
     api_key: str
     start_date: datetime
+    source: str = "data_export"
+    end_date: datetime = None
+    segment_id: str = "everyone"
+    export_window_hours: int = 24
+    settle_hours: int = 24
     user_agent: str = DEFAULT_USER_AGENT
     request_timeout: float = 300
     base_url: str = DEFAULT_BASE_URL
@@ -128,6 +153,8 @@ def _number(setting, raw):
         raise ConfigError(f"{setting.name} must be a finite number, not {raw}.")
     if setting.minimum is not None and value < setting.minimum:
         raise ConfigError(f"{setting.name} must be at least {setting.minimum}, not {raw}.")
+    if setting.maximum is not None and value > setting.maximum:
+        raise ConfigError(f"{setting.name} must be at most {setting.maximum}, not {raw}.")
     return value
 
 
@@ -174,6 +201,11 @@ def parse_config(data):
             raise ConfigError(f"{setting.name} must be a string, not {json.dumps(raw)}.")
         else:
             values[setting.name] = raw.strip()
+        if setting.choices and values[setting.name] not in setting.choices:
+            raise ConfigError(f"{setting.name} {raw!r} must be one of "
+                              f"{', '.join(setting.choices)}.")
+    values.setdefault("base_url", SEGMENT_BASE_URL if values.get("source") ==
+                      "segment_export" else DEFAULT_BASE_URL)
     key = values["api_key"]
     if not key.isascii() or not key.isprintable() or " " in key:
         # Checked here because requests would echo the header value in its error.

@@ -35,10 +35,17 @@ def open_body(path):
     return body
 
 
-def iter_events(path, bundle_id):
-    """Yield the event dicts of the bundle body spooled at `path`, in file order."""
-    what = f"Bundle {bundle_id}"
+def iter_events(path, bundle_id, layout="array", what=None):
+    """Yield the event dicts of the body spooled at `path`, in file order.
+
+    `layout` is "array" (a Data Export bundle: one JSON array) or "ndjson" (a Segment
+    Export file: one JSON object per line)."""
+    what = what or f"Bundle {bundle_id}"
     try:
+        if layout == "ndjson":
+            with open_body(path) as body:
+                yield from _ndjson_events(body, what)
+            return
         with open_body(path) as body:
             rows = yield from _split_events(body)
         if rows is not None:  # the fast path stopped at something unusual
@@ -46,6 +53,23 @@ def iter_events(path, bundle_id):
     except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
         raise BundleFormatError(f"{what} is a broken gzip file ({exc or 'it ends early'}).") \
             from None
+
+
+def _ndjson_events(body, what):
+    """One event per line; blank lines are skipped."""
+    loads, JSONDecodeError = orjson.loads, orjson.JSONDecodeError
+    for number, line in enumerate(body, start=1):
+        try:
+            event = loads(line)
+        except JSONDecodeError:
+            if not line.strip():
+                continue
+            cut = "" if line.endswith(b"\n") else " (it ends early)"
+            raise BundleFormatError(f"{what} line {number} is not valid JSON{cut}.") from None
+        if type(event) is not dict:
+            raise BundleFormatError(f"{what} line {number} is a {type(event).__name__}, "
+                                    "not an event object.")
+        yield event
 
 
 def _split_events(body):

@@ -17,8 +17,8 @@ _DONE = object()
 class BundleFeed:
     """Iterate to get each bundle's BundleSpool, in order; use as a context manager."""
 
-    def __init__(self, client, bundles, spool_dir=None):
-        self._client, self._bundles, self._spool_dir = client, bundles, spool_dir
+    def __init__(self, source, bundles, spool_dir=None):
+        self._source, self._bundles, self._spool_dir = source, bundles, spool_dir
         self._ready = queue.Queue()
         self._slots = threading.Semaphore(SPOOL_FILES)
         self._closed = threading.Event()
@@ -54,7 +54,7 @@ class BundleFeed:
                 if self._closed.is_set():
                     spool.remove()
                     return
-                spool.download(self._client)
+                spool.download(self._source)
                 self._current = None
                 self._ready.put(spool)
             self._ready.put(_DONE)

@@ -24,18 +24,20 @@ class BundleSpool:
         os.close(handle)
         self.size = 0
         self.time_extracted = None
+        self.export_ref = None  # the Segment export the body came from, for STATE
+        self.restarted = False  # True when a saved export expired and was made anew
 
     @classmethod
-    def fetch(cls, client, bundle, spool_dir=None):
+    def fetch(cls, source, bundle, spool_dir=None):
         """Create a spool file for `bundle` and download its body into it."""
         spool = cls(bundle, spool_dir)
-        spool.download(client)
+        spool.download(source)
         return spool
 
-    def download(self, client):
+    def download(self, source):
         try:
             with open(self.path, "r+b") as handle:
-                self.size = client.download(self.bundle.id, handle)
+                self.size = source.fetch(self, handle)
         except BaseException:
             self.remove()
             raise

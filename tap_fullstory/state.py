@@ -7,11 +7,13 @@
 
 `in_progress` is present only while a bundle is partly emitted: `rows_done` of its rows
 (counted from row 0, including rows dropped by start_date) are out and must not be sent
-again. The earlier public tap's flat `{"events": "<bundle Stop>"}` is read as a bookmark.
+again. For the Segment Export source it also names the export being read
+(`operationId`, `searchExportId`), so a resume downloads the same result again.
+The earlier public tap's flat `{"events": "<bundle Stop>"}` is read as a bookmark.
 """
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from singer.utils import strftime
@@ -35,6 +37,7 @@ class Bookmark:
     bundle_id: int = None          # the bundle emitted in part, if any
     bundle_stop: str = None
     rows_done: int = 0
+    export_ref: dict = field(default_factory=dict)  # a Segment export to download again
 
     def list_from(self, start_date):
         """The `start` (unix seconds) to list bundles from."""
@@ -81,8 +84,10 @@ def read_bookmark(state):
         raise _bad_state("'in_progress' must hold ExportBundleId and rows_done") from None
     if not all(type(v) is int and v >= 0 for v in (bundle_id, rows_done)):
         raise _bad_state("'in_progress' ExportBundleId and rows_done must be whole numbers")
+    export_ref = {k: v for k, v in progress.items()
+                  if k not in ("ExportBundleId", "ExportBundleStop", "rows_done")}
     return Bookmark(stop=stop, bundle_id=bundle_id, bundle_stop=bundle_stop,
-                    rows_done=rows_done)
+                    rows_done=rows_done, export_ref=export_ref)
 
 
 class StateKeeper:
@@ -103,12 +108,14 @@ class StateKeeper:
         bookmarks[STREAM] = events
         return {"bookmarks": bookmarks, "currently_syncing": syncing}
 
-    def in_progress(self, bundle, rows_done):
-        """STATE while `bundle` is partly emitted: rows [0, rows_done) are out."""
+    def in_progress(self, bundle, rows_done, export_ref=None):
+        """STATE while `bundle` is partly emitted: rows [0, rows_done) are out.
+
+        `export_ref` names the Segment export being read, so a resume reads it again."""
         events = dict(self._events)
         events["in_progress"] = {"ExportBundleId": bundle.id,
                                  "ExportBundleStop": bundle.stop_text,
-                                 "rows_done": rows_done}
+                                 "rows_done": rows_done, **(export_ref or {})}
         return self._value(events, STREAM)
 
     def bundle_done(self, bundle):

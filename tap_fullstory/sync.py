@@ -8,7 +8,6 @@ import backoff
 from singer import metrics
 
 from tap_fullstory import catalog as catalogs
-from tap_fullstory.bundles import list_bundles
 from tap_fullstory.decode import iter_events
 from tap_fullstory.discover import IDENTITY_FIELDS, REPLICATION_KEY, STREAM
 from tap_fullstory.errors import BundleFormatError, TapError
@@ -16,6 +15,7 @@ from tap_fullstory.feed import BundleFeed
 from tap_fullstory.interrupt import STOP
 from tap_fullstory.progress import SyncProgress
 from tap_fullstory.shape import RecordShaper
+from tap_fullstory.sources import make_source
 from tap_fullstory.spool import BundleSpool
 from tap_fullstory.state import StateKeeper, format_stop, read_bookmark
 
@@ -44,19 +44,20 @@ def sync(client, config, catalog, state, writer):
     writer.write_schema(STREAM, emitted_schema, catalogs.key_properties(entry),
                         [REPLICATION_KEY])
     shaper = RecordShaper(schema, fields, config.start_date, IDENTITY_FIELDS)
-    emitter = BundleEmitter(client, config, shaper, writer, keeper)
+    source = make_source(client, config, bookmark)
+    emitter = BundleEmitter(source, config, shaper, writer, keeper)
     list_from = bookmark.list_from(config.start_date)
-    LOGGER.info("Listing FullStory bundles at %s that end after %s%s.", config.base_url,
-                format_stop(list_from), f" (resuming bundle {bookmark.bundle_id} after row "
-                f"{bookmark.rows_done})" if bookmark.bundle_id else "")
+    LOGGER.info("Planning %s from %s: everything that ends after %s%s.", config.source,
+                config.base_url, format_stop(list_from), f" (resuming {bookmark.bundle_id} "
+                f"after row {bookmark.rows_done})" if bookmark.bundle_id else "")
     try:
-        bundles = list(list_bundles(client, list_from))
+        bundles = source.plan(list_from)
         progress = SyncProgress(bundles)
         with metrics.record_counter(STREAM) as counter, \
-                BundleFeed(client, bundles, config.spool_dir) as feed:
+                BundleFeed(source, bundles, config.spool_dir) as feed:
             for spool in feed:
                 started = time.monotonic()
-                skip = bookmark.rows_to_skip(spool.bundle.id)
+                skip = 0 if spool.restarted else bookmark.rows_to_skip(spool.bundle.id)
                 emitted = emitter.emit(spool, skip)
                 writer.write_state(keeper.bundle_done(spool.bundle))
                 counter.increment(emitted)
@@ -90,8 +91,8 @@ class BundleEmitter:
     max_retries times) and the rows already emitted are skipped.
     """
 
-    def __init__(self, client, config, shaper, writer, keeper):
-        self.client, self.config = client, config
+    def __init__(self, source, config, shaper, writer, keeper):
+        self.source, self.config = source, config
         self.shaper, self.writer, self.keeper = shaper, writer, keeper
         self._attempt = backoff.on_exception(
             backoff.expo, BundleFormatError, max_tries=config.max_retries + 1,
@@ -117,7 +118,7 @@ class BundleEmitter:
 
     def _download_and_emit(self, bundle, progress, prefetched):
         """Emit from the prefetched body; a retry downloads the bundle afresh."""
-        spool = next(prefetched, None) or BundleSpool.fetch(self.client, bundle,
+        spool = next(prefetched, None) or BundleSpool.fetch(self.source, bundle,
                                                             self.config.spool_dir)
         with spool:
             self._emit_rows(spool, progress)
@@ -129,7 +130,8 @@ class BundleEmitter:
         checkpoint_every = self.config.checkpoint_every
         done = progress["done"]  # rows [0, done) are out or deliberately not emitted
         since_state = 0
-        events = itertools.islice(iter_events(spool.path, bundle.id), done, None)
+        events = itertools.islice(iter_events(spool.path, bundle.id, self.source.layout,
+                                              self.source.describe(bundle)), done, None)
         try:
             with STOP.deferred():
                 for row, event in enumerate(events, start=done):
@@ -140,14 +142,15 @@ class BundleEmitter:
                         since_state += 1
                     done = row + 1
                     if since_state >= checkpoint_every:
-                        writer.write_state(self.keeper.in_progress(bundle, done))
+                        writer.write_state(self.keeper.in_progress(bundle, done,
+                                                                   spool.export_ref))
                         since_state = 0
                     STOP.check()
         except BaseException:
             # Whatever stops the bundle, the rows already written get a true STATE.
             if since_state:
                 try:
-                    writer.write_state(self.keeper.in_progress(bundle, done))
+                    writer.write_state(self.keeper.in_progress(bundle, done, spool.export_ref))
                 except OSError:
                     pass  # stdout itself is gone; there is nobody left to tell
             raise

@@ -82,3 +82,21 @@ def test_a_bad_item_midway_is_named_after_the_good_rows(tmp_path):
         for event in iter_events(str(path), 9):
             seen.append(event)
     assert seen == [{"a": 1}, {"a": 2}]
+
+
+def test_ndjson_layout_reads_one_event_per_line(tmp_path):
+    path = tmp_path / "export.ndjson.gz"
+    lines = b"".join(json.dumps(e).encode() + b"\n" for e in EVENTS * 3 + AWKWARD)
+    path.write_bytes(gzip.compress(lines + b"\n"))
+    assert list(iter_events(str(path), 1, layout="ndjson")) == EVENTS * 3 + AWKWARD
+
+
+@pytest.mark.parametrize("body, message", [
+    (b'{"a": 1}\n[1]\n', "Window 1 line 2 is a list, not an event object."),
+    (b'{"a": 1}\n{"a": ', "Window 1 line 2 is not valid JSON \\(it ends early\\)."),
+])
+def test_bad_ndjson_lines_are_named(tmp_path, body, message):
+    path = tmp_path / "export.ndjson"
+    path.write_bytes(body)
+    with pytest.raises(BundleFormatError, match=message):
+        list(iter_events(str(path), 1, layout="ndjson", what="Window 1"))

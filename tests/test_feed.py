@@ -24,6 +24,9 @@ class FakeClient:
                    for i in range(self.count)]
         return [e for e in exports if e["Stop"] > start][:20]
 
+    def fetch(self, spool, handle):
+        return self.download(spool.bundle.id, handle)
+
     def download(self, bundle_id, handle):
         if bundle_id == self.fail_on:
             raise FatalAPIError(f"bundle {bundle_id} is gone")
