@@ -10,7 +10,6 @@ import orjson
 import singer
 
 from tap_fullstory import __version__
-from tap_fullstory.bundles import list_bundles
 from tap_fullstory.catalog import default_catalog, load_catalog
 from tap_fullstory.client import FullStoryClient
 from tap_fullstory.config import SETTINGS, load_config_file, parse_config
@@ -18,7 +17,8 @@ from tap_fullstory.discover import discover
 from tap_fullstory.emit import MessageWriter
 from tap_fullstory.errors import ConfigError, TapError
 from tap_fullstory.interrupt import STOP, Interrupted
-from tap_fullstory.state import format_stop
+from tap_fullstory.sources import make_source
+from tap_fullstory.state import read_bookmark
 from tap_fullstory.sync import sync
 
 LOGGER = logging.getLogger(__name__)
@@ -54,12 +54,8 @@ def about_markdown():
 
 def connection_report(config):
     """`--test`: one line saying the key works and what there is to sync."""
-    client = FullStoryClient(config)
-    since = int(config.start_date.timestamp())
-    bundles = list(list_bundles(client, since))
-    newest = f"; the newest ends at {bundles[-1].stop_text}" if bundles else ""
-    return (f"OK: {config.base_url} accepted the API key; {len(bundles)} bundle(s) end "
-            f"after start_date {format_stop(since)}{newest}.")
+    source = make_source(FullStoryClient(config), config, read_bookmark({}))
+    return f"OK: {config.base_url} accepted the API key; {source.check(config.start_date)}."
 
 
 def build_parser():

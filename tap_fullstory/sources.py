@@ -32,9 +32,17 @@ class DataExportSource:
     """Legacy bundles: LIST pages, then GET each bundle (a JSON array)."""
 
     layout = "array"
+    unit = "bundle"
 
     def __init__(self, client):
         self.client = client
+
+    def check(self, start_date):
+        """`--test`: list from start_date; one line on what there is to sync."""
+        bundles = self.plan(int(start_date.timestamp()))
+        newest = f"; the newest ends at {bundles[-1].stop_text}" if bundles else ""
+        return (f"{len(bundles)} bundle(s) end after start_date "
+                f"{format_stop(int(start_date.timestamp()))}{newest}")
 
     def plan(self, list_from):
         return list(list_bundles(self.client, list_from))
@@ -50,6 +58,20 @@ class SegmentExportSource:
     """Segment Export windows: create an export, poll it, download its NDJSON result."""
 
     layout = "ndjson"
+    unit = "window"
+
+    def check(self, start_date):
+        """`--test`: one authenticated call (an unknown operation answers 404 once the key
+        is accepted), then the windows there are to export."""
+        try:
+            self.client.request("key check", self._url(OPERATIONS_PATH + "tap-fullstory-test"))
+        except FatalAPIError as exc:
+            if exc.response is None or exc.response.status_code != 404:
+                raise
+        windows = self.plan(int(start_date.timestamp()))
+        newest = f"; the newest ends at {windows[-1].stop_text}" if windows else ""
+        return (f"{len(windows)} settled {self.config.export_window_hours} h window(s) from "
+                f"start_date {format_stop(int(start_date.timestamp()))}{newest}")
 
     def __init__(self, client, config, bookmark, now=time.time):
         self.client, self.config, self.bookmark = client, config, bookmark

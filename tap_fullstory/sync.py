@@ -52,7 +52,7 @@ def sync(client, config, catalog, state, writer):
                 f"after row {bookmark.rows_done})" if bookmark.bundle_id else "")
     try:
         bundles = source.plan(list_from)
-        progress = SyncProgress(bundles)
+        progress = SyncProgress(bundles, source.unit)
         with metrics.record_counter(STREAM) as counter, \
                 BundleFeed(source, bundles, config.spool_dir) as feed:
             for spool in feed:

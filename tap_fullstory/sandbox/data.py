@@ -14,6 +14,7 @@ from datetime import datetime, timedelta, timezone
 DOC_USER_ID = 7277135327093248123          # int64 ids above 2**53, as FullStory's are
 DOC_SESSION_ID = 6541880918402351317
 DOC_EMAIL = "daniel.falko@example.com"
+NEWER_NAMES = {"PageAgent": "PageUserAgent", "EventTargetSelectorTok": "EventTargetSelector"}
 
 BROWSERS = [("Chrome", "131.0.6778.86", "Desktop", "Windows", "Windows"),
             ("Safari", "18.1", "Mobile", "iOS", "iOS"),
@@ -76,6 +77,22 @@ class SandboxData:
                     return
                 count += 1
                 yield event
+
+    def window_events(self, start, stop):
+        """The events a Segment Export of [start, stop) (unix seconds) returns, in order,
+        with the newer field names that API uses."""
+        period = self.period_hours * 3600
+        first = int(self.start.timestamp())
+        begin_ms, end_ms = start * 1000, stop * 1000
+        events = []
+        for index in range(max(0, (start - first) // period - 1),
+                           min(self.bundles, (stop - first) // period + 1)):
+            for event in self.events(index):
+                moment = datetime.strptime(event["EventStart"], "%Y-%m-%dT%H:%M:%S.%fZ")
+                millis = int(moment.replace(tzinfo=timezone.utc).timestamp() * 1000)
+                if begin_ms <= millis < end_ms:
+                    events.append({NEWER_NAMES.get(k, k): v for k, v in event.items()})
+        return events
 
     def open_body(self, index):
         """(binary stream, size, headers) of bundle `index`, for the server."""

@@ -16,7 +16,8 @@ NAMES = {"5xx-every": "error_every", "403-every": "forbidden_every",
          "missing-bundle": "missing_bundle", "reset-download": "reset_download",
          "truncate-download": "truncate_download", "truncate-bundle": "truncate_bundle",
          "list-429-every": "list_429_every",
-         "slow": "slow", "bad-json-bundle": "bad_json_bundle"}
+         "slow": "slow", "bad-json-bundle": "bad_json_bundle",
+         "fail-operation": "fail_operation"}
 
 
 @dataclass
@@ -30,6 +31,7 @@ class Faults:
     list_429_every: int = 0
     slow: float = 0.0
     bad_json_bundle: int = 0
+    fail_operation: int = 0
     _counts: dict = field(default_factory=lambda: {"request": 0, "list": 0, "download": 0})
     _lock: threading.Lock = field(default_factory=threading.Lock)
 

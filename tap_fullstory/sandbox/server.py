@@ -1,5 +1,7 @@
 """The sandbox HTTP server: FullStory's legacy LIST and GET on 127.0.0.1."""
 
+import gzip
+import io
 import json
 import math
 import socket
@@ -11,11 +13,18 @@ from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
+import ciso8601
+import orjson
+
 from tap_fullstory.sandbox.data import SandboxData
 from tap_fullstory.sandbox.faults import Faults
 
 LIST_PATH = "/api/v1/export/list"
 GET_PATH = "/api/v1/export/get"
+EXPORTS_PATH = "/segments/v1/exports"
+OPERATIONS_PREFIX = "/operations/v1/"
+SEARCH_PREFIX = "/search/v1/exports/"
+DOWNLOAD_PREFIX = "/download/"
 PAGE_SIZE = 20
 STREAM_CHUNK = 1 << 16
 DEFAULT_API_KEY = "sandbox-key"
@@ -63,7 +72,7 @@ class SandboxServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, data=None, api_key=DEFAULT_API_KEY, rate=(2, 60.0), port=0,
-                 faults=None, bytes_per_second=None):
+                 faults=None, bytes_per_second=None, segment_polls=2):
         super().__init__(("127.0.0.1", port), SandboxHandler)
         self.data = data or SandboxData()
         self.api_key = api_key
@@ -71,6 +80,7 @@ class SandboxServer(ThreadingHTTPServer):
         self.bytes_per_second = bytes_per_second  # per download; None = as fast as it goes
         self.limiter = DownloadLimiter(*rate)
         self.exports = self.data.exports()
+        self.segment = SegmentExports(polls=segment_polls)
         self.requests = []  # (path, status) of every answered request, for tests
         self.request_arrived = threading.Event()  # set when the first request comes in
         self._answered = threading.Condition()
@@ -110,6 +120,48 @@ class SandboxServer(ThreadingHTTPServer):
             self._thread.join()
 
 
+class SegmentExports:
+    """The Segment Export operations and results a sandbox has made."""
+
+    def __init__(self, polls=2):
+        self.polls = polls  # PENDING answers before an operation completes
+        self.operations = {}  # id -> {"window", "polls_left", "fail", "search"}
+        self.results = {}  # searchExportId -> (start, stop), while not expired
+        self.authorized_downloads = 0  # downloads that wrongly carried the API key
+        self._lock = threading.Lock()
+
+    def create(self, start, stop, fail_number=0):
+        """A new operation exporting [start, stop); the `fail_number`-th one will fail."""
+        with self._lock:
+            number = len(self.operations) + 1
+            operation = f"op-{number}"
+            self.operations[operation] = {"window": (start, stop), "polls_left": self.polls,
+                                          "fail": number == fail_number,
+                                          "search": f"se-{number}"}
+            return operation
+
+    def poll(self, operation):
+        with self._lock:
+            op = self.operations.get(operation)
+            if op is None:
+                return None
+            if op["polls_left"] > 0:
+                op["polls_left"] -= 1
+                done = 100 * (self.polls - op["polls_left"]) // (self.polls + 1)
+                return {"id": operation, "state": "PENDING", "estimatePctComplete": done}
+            if op["fail"]:
+                return {"id": operation, "state": "FAILED", "estimatePctComplete": 100,
+                        "errorDetails": "sandbox: the export job ran out of memory"}
+            self.results.setdefault(op["search"], op["window"])
+            return {"id": operation, "state": "COMPLETED", "estimatePctComplete": 100,
+                    "results": {"searchExportId": op["search"]}}
+
+    def expire_all(self):
+        """Forget every finished export, as FullStory does after some days."""
+        with self._lock:
+            self.results.clear()
+
+
 class SandboxHandler(BaseHTTPRequestHandler):
     server: SandboxServer
     protocol_version = "HTTP/1.1"
@@ -124,6 +176,8 @@ class SandboxHandler(BaseHTTPRequestHandler):
         self.server.request_arrived.set()
         if faults.slow:
             time.sleep(faults.slow)
+        if parts.path.startswith(DOWNLOAD_PREFIX):
+            return self._download(parts.path[len(DOWNLOAD_PREFIX):])
         if self.headers.get("Authorization") != f"Basic {self.server.api_key}":
             return self._json(401, {"code": "unauthenticated", "message": "bad API key"})
         status = faults.status_now(faults.count("request"))
@@ -135,7 +189,66 @@ class SandboxHandler(BaseHTTPRequestHandler):
             return self._list(query)
         if parts.path == GET_PATH:
             return self._get(query)
+        if parts.path.startswith(OPERATIONS_PREFIX):
+            answer = self.server.segment.poll(parts.path[len(OPERATIONS_PREFIX):])
+            if answer is None:
+                return self._json(404, {"code": "not_found", "message": "no such operation"})
+            return self._json(200, answer)
+        if parts.path.startswith(SEARCH_PREFIX) and parts.path.endswith("/results"):
+            return self._results(parts.path[len(SEARCH_PREFIX):-len("/results")])
         return self._json(404, {"code": "not_found", "message": f"no route {parts.path}"})
+
+    def do_POST(self):
+        parts = urlsplit(self.path)
+        faults = self.server.faults
+        self.server.request_arrived.set()
+        length = int(self.headers.get("Content-Length") or 0)
+        payload = self.rfile.read(length)
+        if self.headers.get("Authorization") != f"Basic {self.server.api_key}":
+            return self._json(401, {"code": "unauthenticated", "message": "bad API key"})
+        status = faults.status_now(faults.count("request"))
+        if status:
+            return self._json(status, {"code": "injected", "message": f"injected {status}"})
+        if parts.path != EXPORTS_PATH:
+            return self._json(404, {"code": "not_found", "message": f"no route {parts.path}"})
+        try:
+            body = json.loads(payload)
+            start = _unix(body["timeRange"]["start"])
+            stop = _unix(body["timeRange"]["end"])
+            assert body["type"] == "TYPE_EVENT" and body["format"] == "FORMAT_NDJSON"
+        except (ValueError, KeyError, TypeError, AssertionError):
+            return self._json(400, {"code": "invalid_argument", "message": "bad export"})
+        operation = self.server.segment.create(start, stop, faults.fail_operation)
+        return self._json(200, {"operationId": operation})
+
+    def _results(self, search_id):
+        window = self.server.segment.results.get(search_id)
+        if window is None:
+            return self._json(404, {"code": "not_found", "message": "export expired"})
+        location = f"{self.server.url}{DOWNLOAD_PREFIX}{search_id}?signature=sandbox"
+        return self._json(200, {"location": location, "expires": "in 5 minutes"})
+
+    def _download(self, search_id):
+        """The temporary location: signed by its URL, so no Authorization header."""
+        segment = self.server.segment
+        if self.headers.get("Authorization") is not None:
+            segment.authorized_downloads += 1
+            return self._json(400, {"code": "InvalidArgument",
+                                    "message": "Only one auth mechanism allowed"})
+        window = segment.results.get(search_id)
+        if window is None:
+            return self._json(404, {"code": "NoSuchKey"})
+        lines = b"".join(orjson.dumps(e) + b"\n" for e in self.server.data.window_events(*window))
+        body = gzip.compress(lines, mtime=0)
+        faults = self.server.faults
+        number = faults.count("download")
+        stream, headers = io.BytesIO(body), {"Content-Type": "application/gzip"}
+        if number == faults.truncate_download:
+            return self._stream(200, stream, len(body) // 2, headers)
+        if number == faults.reset_download:
+            self._stream(200, stream, len(body) // 2, headers, promised=len(body))
+            return self._reset()
+        return self._stream(200, stream, len(body), headers)
 
     def _list(self, query):
         try:
@@ -211,3 +324,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+
+def _unix(text):
+    return int(ciso8601.parse_rfc3339(text).timestamp())
