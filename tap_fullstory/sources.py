@@ -77,6 +77,7 @@ class SegmentExportSource:
         self.client, self.config, self.bookmark = client, config, bookmark
         self.now = now
         self.size = config.export_window_hours * 3600
+        self._exports = {}  # window id -> the export this run reads it from
 
     def plan(self, list_from):
         """Aligned windows from `list_from` whose end has settled (and is <= end_date)."""
@@ -93,8 +94,10 @@ class SegmentExportSource:
 
     def fetch(self, spool, handle):
         window = spool.bundle
-        saved = self.bookmark.export_ref if window.id == self.bookmark.bundle_id else {}
-        search_id = saved.get("searchExportId")
+        saved = self._exports.get(window.id)
+        if saved is None and window.id == self.bookmark.bundle_id:
+            saved = self.bookmark.export_ref
+        search_id = (saved or {}).get("searchExportId")
         location = None
         if search_id:
             try:
@@ -102,15 +105,16 @@ class SegmentExportSource:
                 spool.export_ref = dict(saved)
             except ExportExpired:
                 LOGGER.warning("%s: export %s has expired; exporting the window again. Its "
-                               "rows are sent again from the first; up to %d of them were "
-                               "sent before and may repeat.", self.describe(window),
-                               search_id, self.bookmark.rows_done)
+                               "rows are sent again from the first, so rows already sent "
+                               "from it may repeat.", self.describe(window), search_id)
                 spool.restarted = True
         if location is None:
             operation = self._create(window)
             search_id = self._wait_for(operation, window)
             spool.export_ref = {"operationId": operation, "searchExportId": search_id}
             location = self._location(search_id)
+        # A retry of this window reads this same export, so its rows keep their numbers.
+        self._exports[window.id] = spool.export_ref
         try:
             return self._download(location, window, handle)
         except FatalAPIError:  # the signed location lapsed: ask for a fresh one, once

@@ -57,7 +57,7 @@ def sync(client, config, catalog, state, writer):
                 BundleFeed(source, bundles, config.spool_dir) as feed:
             for spool in feed:
                 started = time.monotonic()
-                skip = 0 if spool.restarted else bookmark.rows_to_skip(spool.bundle.id)
+                skip = bookmark.rows_to_skip(spool.bundle.id)
                 emitted = emitter.emit(spool, skip)
                 writer.write_state(keeper.bundle_done(spool.bundle))
                 counter.increment(emitted)
@@ -116,19 +116,21 @@ class BundleEmitter:
                        details["exception"], details["wait"], details["tries"] + 1,
                        self.config.max_retries + 1)
 
-    def _download_and_emit(self, bundle, progress, prefetched):
+    def _download_and_emit(self, bundle, position, prefetched):
         """Emit from the prefetched body; a retry downloads the bundle afresh."""
         spool = next(prefetched, None) or BundleSpool.fetch(self.source, bundle,
                                                             self.config.spool_dir)
+        if spool.restarted:  # a new export of the window: its rows may come in a new order
+            position["done"] = 0
         with spool:
-            self._emit_rows(spool, progress)
+            self._emit_rows(spool, position)
 
-    def _emit_rows(self, spool, progress):
+    def _emit_rows(self, spool, position):
         bundle, shaper, writer = spool.bundle, self.shaper, self.writer
         writer.set_time_extracted(spool.time_extracted)
         identity = shaper.identity_values(bundle)
         checkpoint_every = self.config.checkpoint_every
-        done = progress["done"]  # rows [0, done) are out or deliberately not emitted
+        done = position["done"]  # rows [0, done) are out or deliberately not emitted
         since_state = 0
         events = itertools.islice(iter_events(spool.path, bundle.id, self.source.layout,
                                               self.source.describe(bundle)), done, None)
@@ -138,7 +140,7 @@ class BundleEmitter:
                     record = shaper.shape(event, identity, row)
                     if record is not None:
                         writer.write_record(record)
-                        progress["emitted"] += 1
+                        position["emitted"] += 1
                         since_state += 1
                     done = row + 1
                     if since_state >= checkpoint_every:
@@ -155,4 +157,4 @@ class BundleEmitter:
                     pass  # stdout itself is gone; there is nobody left to tell
             raise
         finally:
-            progress["done"] = done
+            position["done"] = done

@@ -2,6 +2,7 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -116,3 +117,39 @@ def resume_is_exactly_once(output, config, tmp_path, data):
     assert len(ids) == len(set(ids)), "an event was emitted twice"
     assert set(ids) == set(expected_events(data))
     return msgs, resumed
+
+
+def run_and_kill(config, should_kill, tmp_path, state=None):
+    """Run the tap; SIGKILL it as soon as `should_kill(message)` is true.
+
+    Returns every message it wrote (a line cut by the kill is dropped)."""
+    args = [TAP, "--config", config] + (["--state", state] if state else [])
+    with open(tmp_path / "killed-stderr.txt", "wb") as stderr:
+        # A one-page pipe keeps the tap at most a few lines ahead of this reader, so the
+        # kill lands where the test means it to, not after the tap has finished.
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=stderr, pipesize=4096)
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if line.endswith(b"\n") and should_kill(json.loads(line)):
+                proc.send_signal(signal.SIGKILL)
+                break
+        lines.extend(proc.stdout)  # whatever it wrote before it died
+        proc.wait(timeout=60)
+    assert API_KEY.encode() not in (tmp_path / "killed-stderr.txt").read_bytes()
+    complete = b"".join(lines)
+    return messages(complete[:complete.rfind(b"\n") + 1]), proc.returncode
+
+
+def nth_state(n, predicate=lambda value: True):
+    seen = []
+
+    def should_kill(message):
+        if message["type"] == "STATE" and predicate(message["value"]):
+            seen.append(message)
+        return len(seen) >= n
+    return should_kill
+
+
+def in_progress(value):
+    return "in_progress" in value["bookmarks"]["events"]

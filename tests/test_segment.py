@@ -1,0 +1,166 @@
+"""The Segment Export source against the sandbox: same stream, same exactly-once promise."""
+
+import json
+
+import pytest
+
+from conftest import (
+    identity,
+    in_progress,
+    messages,
+    nth_state,
+    original_event,
+    records,
+    run_and_kill,
+    run_tap,
+    states,
+)
+from tap_fullstory.sandbox.faults import Faults
+
+HOURS = 6
+START, END = "2026-01-01T00:00:00Z", "2026-01-04T00:00:00Z"
+FINAL = {"bookmarks": {"events": {"ExportBundleStop": "2026-01-04T00:00:00.000000Z"}},
+         "currently_syncing": None}
+
+
+def window_events(data):
+    """{(window id, row): event} for every window from START to END."""
+    first = int(data.start.timestamp())
+    expected = {}
+    for begin in range(first, first + 3 * 86400, HOURS * 3600):
+        for row, event in enumerate(data.window_events(begin, begin + HOURS * 3600)):
+            expected[(begin * 100 + HOURS, row)] = event
+    return expected
+
+
+@pytest.fixture
+def segment(sandbox, write_config):
+    server = sandbox(bundles=3, events_per_bundle=60)
+
+    def config(**settings):
+        return write_config(server.url, **{"source": "segment_export", "start_date": START,
+                                           "end_date": END, "export_window_hours": HOURS,
+                                           **settings})
+    return server, config
+
+
+def test_full_sync_emits_every_event_once_from_aligned_windows(segment):
+    server, config = segment
+    result = run_tap("--config", config())
+    assert result.returncode == 0, result.stderr.decode()
+    got = records(messages(result.stdout))
+    expected = window_events(server.data)
+    assert len(got) == len(expected) == 180
+    assert {identity(r): original_event(r) for r in got} == expected
+    assert all(r["ExportBundleStop"].endswith(("00:00:00.000000Z", "06:00:00.000000Z",
+                                               "12:00:00.000000Z", "18:00:00.000000Z"))
+               for r in got)
+    assert "PageAgent" not in set().union(*got)  # the newer field names, declared fields
+    assert states(messages(result.stdout))[-1] == FINAL
+    assert len(server.segment.operations) == 12  # one export per 6-hour window
+    assert server.segment.authorized_downloads == 0  # the key never went to the location
+    stderr = result.stderr.decode()
+    assert "export 33% complete" in stderr and "INFO Window 12/12 " in stderr
+
+
+def test_kill_mid_window_resumes_the_same_export_and_skips_what_was_out(segment, tmp_path):
+    server, config = segment
+    path = config(checkpoint_every=4)
+    killed, _ = run_and_kill(path, nth_state(5, in_progress), tmp_path)
+    last = states(killed)[-1]["bookmarks"]["events"]["in_progress"]
+    assert last["searchExportId"].startswith("se-") and last["operationId"].startswith("op-")
+    made = len(server.segment.operations)
+    state = tmp_path / "state.json"
+    state.write_text(json.dumps(states(killed)[-1]))
+    resumed = messages(run_tap("--config", path, "--state", str(state)).stdout)
+    before = max(i for i, m in enumerate(killed) if m["type"] == "STATE")
+    first = [identity(r) for r in records(killed[:before + 1])]
+    second = [identity(r) for r in records(resumed)]
+    assert not set(first) & set(second)
+    assert set(first) | set(second) == set(window_events(server.data))
+    assert second[0] == (last["ExportBundleId"], last["rows_done"])
+    # the interrupted window was read from its saved export, not exported again
+    windows_left = 12 - len({bundle for bundle, _ in first} - {last["ExportBundleId"]})
+    assert len(server.segment.operations) - made == windows_left - 1
+    assert states(resumed)[-1] == FINAL
+    assert server.segment.authorized_downloads == 0
+
+
+def test_a_failed_operation_is_one_line_and_a_rerun_completes(segment, tmp_path):
+    server, config = segment
+    server.faults.fail_operation = 3
+    path = config()
+    result = run_tap("--config", path)
+    assert result.returncode == 1
+    critical = [line for line in result.stderr.decode().splitlines()
+                if line.startswith("CRITICAL")]
+    assert critical == [
+        "CRITICAL FullStory could not export window 2026-01-01t12:00:00.000000z to "
+        "2026-01-01t18:00:00.000000z (operation op-3): sandbox: the export job ran out of "
+        "memory. Run again to retry; the last STATE resumes at this window."]
+    first = messages(result.stdout)
+    assert states(first)[-1]["bookmarks"]["events"] == {
+        "ExportBundleStop": "2026-01-01T12:00:00.000000Z"}
+    state = tmp_path / "state.json"
+    state.write_text(json.dumps(states(first)[-1]))
+    second = messages(run_tap("--config", path, "--state", str(state)).stdout)
+    ids = [identity(r) for r in records(first) + records(second)]
+    assert len(ids) == len(set(ids)) and set(ids) == set(window_events(server.data))
+    assert states(second)[-1] == FINAL
+
+
+def test_an_expired_export_on_resume_is_exported_again_without_losing_rows(segment,
+                                                                          tmp_path):
+    server, config = segment
+    path = config(checkpoint_every=4)
+    killed, _ = run_and_kill(path, nth_state(5, in_progress), tmp_path)
+    last = states(killed)[-1]["bookmarks"]["events"]["in_progress"]
+    server.segment.expire_all()
+    state = tmp_path / "state.json"
+    state.write_text(json.dumps(states(killed)[-1]))
+    result = run_tap("--config", path, "--state", str(state))
+    resumed = messages(result.stdout)
+    assert f"export {last['searchExportId']} has expired; exporting the window again" in \
+        result.stderr.decode()
+    before = max(i for i, m in enumerate(killed) if m["type"] == "STATE")
+    first = [identity(r) for r in records(killed[:before + 1])]
+    second = [identity(r) for r in records(resumed)]
+    assert set(first) | set(second) == set(window_events(server.data))  # nothing lost
+    repeated = set(first) & set(second)
+    # only the re-read window repeats, and no more of it than was out before
+    assert {bundle for bundle, _ in repeated} <= {last["ExportBundleId"]}
+    assert len(repeated) <= last["rows_done"]
+    assert states(resumed)[-1] == FINAL
+
+
+def test_test_flag_for_segment_export(segment):
+    server, config = segment
+    result = run_tap("--config", config(), "--test")
+    assert result.returncode == 0, result.stderr.decode()
+    assert result.stdout.decode() == (
+        f"OK: {server.url} accepted the API key; 12 settled 6 h window(s) from start_date "
+        "2026-01-01T00:00:00.000000Z; the newest ends at 2026-01-04T00:00:00.000000Z.\n")
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"source": "bundles"}, "source 'bundles' must be one of data_export, segment_export."),
+    ({"export_window_hours": 25}, "export_window_hours must be at most 24, not 25."),
+    ({"export_window_hours": 0}, "export_window_hours must be at least 1, not 0."),
+])
+def test_bad_segment_settings(segment, settings, message):
+    _, config = segment
+    result = run_tap("--config", config(**settings))
+    assert result.returncode == 1
+    assert result.stderr.decode().strip() == f"CRITICAL {message}"
+
+
+@pytest.mark.parametrize("faults", ["5xx-every=4", "reset-download=2", "truncate-download=3",
+                                    "5xx-every=7,truncate-download=5"])
+def test_faults_are_survived_exactly_once(segment, faults):
+    server, config = segment
+    server.faults = Faults.parse(faults)
+    result = run_tap("--config", config(checkpoint_every=5))
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    ids = [identity(r) for r in records(messages(result.stdout))]
+    assert len(ids) == len(set(ids)) and set(ids) == set(window_events(server.data))
+    assert server.segment.authorized_downloads == 0
