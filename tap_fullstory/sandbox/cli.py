@@ -33,6 +33,8 @@ def build_parser():
     parser.add_argument("--faults", default="", help=SPEC_HELP)
     parser.add_argument("--bandwidth", type=float, default=None, metavar="MB_PER_S",
                         help="send each bundle body at most this fast (MB/s)")
+    parser.add_argument("--segment-polls", type=int, default=2, metavar="N",
+                        help="PENDING answers before a Segment export operation completes")
     parser.add_argument("--from-dir", metavar="DIR",
                         help="serve bundles written by tap_fullstory.sandbox.files."
                              "write_bundles instead of generating them")
@@ -54,7 +56,8 @@ def main(argv=None):
                            start=start, period_hours=args.period_hours, seed=args.seed)
     bandwidth = args.bandwidth * 1_000_000 if args.bandwidth else None
     server = SandboxServer(data, api_key=args.api_key, rate=rate, port=args.port,
-                           faults=faults, bytes_per_second=bandwidth)
+                           faults=faults, bytes_per_second=bandwidth,
+                           segment_polls=args.segment_polls)
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM stops like Ctrl-C
     print(f"tap-fullstory-sandbox listening on {server.url}", flush=True)
     try:
