@@ -153,3 +153,26 @@ def nth_state(n, predicate=lambda value: True):
 
 def in_progress(value):
     return "in_progress" in value["bookmarks"]["events"]
+
+
+def set_md(stream, breadcrumb, key, value):
+    """Set a metadata key on one breadcrumb of a catalog stream."""
+    for entry in stream["metadata"]:
+        if entry["breadcrumb"] == breadcrumb:
+            entry["metadata"][key] = value
+
+
+def select(stream, fields=None):
+    """Select the stream, and of its fields only `fields` (every field when None)."""
+    set_md(stream, [], "selected", True)
+    for name in stream["schema"]["properties"]:
+        set_md(stream, ["properties", name], "selected", fields is None or name in fields)
+
+
+def edited_catalog(tmp_path, config, edit):
+    """The catalog --discover prints, with `edit(stream)` applied, saved; its path."""
+    discovered = json.loads(run_tap("--config", config, "--discover").stdout)
+    edit(discovered["streams"][0])
+    path = tmp_path / "catalog.json"
+    path.write_text(json.dumps(discovered))
+    return str(path)

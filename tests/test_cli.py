@@ -6,12 +6,15 @@ from jsonschema import Draft4Validator
 
 from conftest import (
     API_KEY,
+    edited_catalog,
     expected_events,
     identity,
     messages,
     original_event,
     records,
     run_tap,
+    select,
+    set_md,
     states,
 )
 from tap_fullstory.sandbox.data import SandboxData
@@ -121,48 +124,21 @@ def test_legacy_flat_state_is_accepted_and_converted(sandbox, write_config, tmp_
         "ExportBundleStop": "2026-01-05T00:00:00.000000Z"}
 
 
-def catalog_file(tmp_path, write_config, url, edit):
-    discovered = json.loads(run_tap("--config", write_config(url), "--discover").stdout)
-    edit(discovered["streams"][0])
-    path = tmp_path / "catalog.json"
-    path.write_text(json.dumps(discovered))
-    return str(path)
-
-
-def set_md(stream, breadcrumb, key, value):
-    for entry in stream["metadata"]:
-        if entry["breadcrumb"] == breadcrumb:
-            entry["metadata"][key] = value
-
-
-def test_every_field_deselected_leaves_exactly_the_automatic_fields(
-        sandbox, write_config, tmp_path):
+def test_properties_is_the_legacy_name_for_catalog(sandbox, write_config, tmp_path):
     server = sandbox(bundles=2)
-
-    def deselect_all(stream):
-        set_md(stream, [], "selected", True)
-        for name in stream["schema"]["properties"]:
-            set_md(stream, ["properties", name], "selected", False)
-
-    for option in ("--catalog", "--properties"):
-        path = catalog_file(tmp_path, write_config, server.url, deselect_all)
-        got = records(messages(run_tap("--config", write_config(server.url),
-                                       option, path).stdout))
-        assert len(got) == 40
-        assert all(set(r) == {"ExportBundleStop"} for r in got)
+    config = write_config(server.url)
+    path = edited_catalog(tmp_path, config, lambda stream: select(stream, fields=set()))
+    got = records(messages(run_tap("--config", config, "--properties", path).stdout))
+    assert len(got) == 40
+    assert all(set(r) == {"ExportBundleStop"} for r in got)
 
 
 def test_field_selection_and_custom_vars(sandbox, write_config, tmp_path):
     server = sandbox(bundles=2)
-
-    def pick(stream):
-        set_md(stream, [], "selected", True)
-        for name in stream["schema"]["properties"]:
-            keep = name in ("EventType", "UserId", "CustomVars")
-            set_md(stream, ["properties", name], "selected", keep)
-
-    path = catalog_file(tmp_path, write_config, server.url, pick)
-    msgs = messages(run_tap("--config", write_config(server.url), "--catalog", path).stdout)
+    config = write_config(server.url)
+    path = edited_catalog(tmp_path, config, lambda stream: select(
+        stream, fields={"EventType", "UserId", "CustomVars"}))
+    msgs = messages(run_tap("--config", config, "--catalog", path).stdout)
     emitted = {"EventType", "UserId", "CustomVars", "ExportBundleStop"}
     assert set(msgs[0]["schema"]["properties"]) == emitted  # targets make columns from it
     got = records(msgs)
@@ -174,11 +150,11 @@ def test_table_key_properties_from_the_catalog_are_honoured(sandbox, write_confi
     server = sandbox(bundles=1)
 
     def upsert_keys(stream):
-        set_md(stream, [], "selected", True)
+        select(stream)
         set_md(stream, [], "table-key-properties", ["ExportBundleId", "ExportBundleRow"])
         set_md(stream, ["properties", "ExportBundleRow"], "selected", False)
 
-    path = catalog_file(tmp_path, write_config, server.url, upsert_keys)
+    path = edited_catalog(tmp_path, write_config(server.url), upsert_keys)
     msgs = messages(run_tap("--config", write_config(server.url), "--catalog", path).stdout)
     assert msgs[0]["key_properties"] == ["ExportBundleId", "ExportBundleRow"]
     assert all("ExportBundleRow" in r for r in records(msgs))
@@ -186,7 +162,7 @@ def test_table_key_properties_from_the_catalog_are_honoured(sandbox, write_confi
 
 def test_catalog_without_the_stream_selected_syncs_nothing(sandbox, write_config, tmp_path):
     server = sandbox(bundles=1)
-    path = catalog_file(tmp_path, write_config, server.url, lambda stream: None)
+    path = edited_catalog(tmp_path, write_config(server.url), lambda stream: None)
     result = run_tap("--config", write_config(server.url), "--catalog", path)
     assert result.returncode == 0
     assert records(messages(result.stdout)) == []

@@ -2,7 +2,16 @@
 
 import json
 
-from conftest import expected_events, identity, messages, records, run_tap, states
+from conftest import (
+    edited_catalog,
+    expected_events,
+    identity,
+    messages,
+    records,
+    run_tap,
+    select,
+    states,
+)
 from tap_fullstory.state import format_stop
 
 
@@ -10,27 +19,6 @@ def discovered(write_config, url):
     result = run_tap("--config", write_config(url), "--discover")
     assert result.returncode == 0
     return json.loads(result.stdout)
-
-
-def catalog_file(tmp_path, catalog, edit):
-    stream = catalog["streams"][0]
-    edit(stream)
-    path = tmp_path / "catalog.json"
-    path.write_text(json.dumps(catalog))
-    return str(path)
-
-
-def set_md(stream, breadcrumb, key, value):
-    for entry in stream["metadata"]:
-        if entry["breadcrumb"] == breadcrumb:
-            entry["metadata"][key] = value
-
-
-def select(stream, fields=None):
-    """Select the stream; select only `fields` (all when None)."""
-    set_md(stream, [], "selected", True)
-    for name in stream["schema"]["properties"]:
-        set_md(stream, ["properties", name], "selected", fields is None or name in fields)
 
 
 def test_discovery(sandbox, write_config):
@@ -52,22 +40,21 @@ def test_discovery(sandbox, write_config):
 def test_minimum_selection_emits_exactly_the_automatic_fields(sandbox, write_config,
                                                               tmp_path):
     server = sandbox(bundles=3)
-    catalog = catalog_file(tmp_path, discovered(write_config, server.url),
-                           lambda stream: select(stream, fields=set()))
-    got = records(messages(run_tap("--config", write_config(server.url),
-                                   "--catalog", catalog).stdout))
+    config = write_config(server.url)
+    catalog = edited_catalog(tmp_path, config, lambda stream: select(stream, fields=set()))
+    got = records(messages(run_tap("--config", config, "--catalog", catalog).stdout))
     assert len(got) == 60
     assert all(set(record) == {"ExportBundleStop"} for record in got)
 
 
 def test_all_fields_selected_every_field_appears(sandbox, write_config, tmp_path):
     server = sandbox(bundles=3, events_per_bundle=200)
-    catalog = discovered(write_config, server.url)
-    path = catalog_file(tmp_path, catalog, select)
-    got = records(messages(run_tap("--config", write_config(server.url),
-                                   "--catalog", path).stdout))
+    config = write_config(server.url)
+    path = edited_catalog(tmp_path, config, select)
+    got = records(messages(run_tap("--config", config, "--catalog", path).stdout))
     seen = set().union(*got)
-    assert seen == set(catalog["streams"][0]["schema"]["properties"])
+    assert seen == set(discovered(write_config, server.url)["streams"][0]["schema"][
+        "properties"])
 
 
 def test_later_start_date_is_a_strict_subset(sandbox, write_config):

@@ -4,7 +4,17 @@ import csv
 import json
 import subprocess
 
-from conftest import TAP, expected_events, identity, messages, original_event, states, tool
+from conftest import (
+    TAP,
+    edited_catalog,
+    expected_events,
+    identity,
+    messages,
+    original_event,
+    select,
+    states,
+    tool,
+)
 
 
 def pipe(tap_args, target_args, cwd):
@@ -62,16 +72,11 @@ def test_target_csv_gets_the_selected_columns_and_one_row_per_event(
         sandbox, write_config, tmp_path):
     server = sandbox(bundles=3, events_per_bundle=40)
     config = write_config(server.url)
-    catalog = json.loads(subprocess.run([TAP, "--config", config, "--discover"],
-                                        capture_output=True, check=True).stdout)
     keep = {"EventType", "EventStart", "UserId", "PageUrl", "CustomVars", "ExportBundleId",
             "ExportBundleRow"}
-    for entry in catalog["streams"][0]["metadata"]:
-        crumb = entry["breadcrumb"]
-        entry["metadata"]["selected"] = not crumb or crumb[1] in keep
-    (tmp_path / "catalog.json").write_text(json.dumps(catalog))
+    catalog = edited_catalog(tmp_path, config, lambda stream: select(stream, keep))
     (tmp_path / "target.json").write_text(json.dumps({"destination_path": str(tmp_path)}))
-    target = pipe(["--config", config, "--catalog", str(tmp_path / "catalog.json")],
+    target = pipe(["--config", config, "--catalog", catalog],
                   [tool("target-csv", "target-csv"), "--config", "target.json"], tmp_path)
     assert target.returncode == 0, target.stderr.decode()[-2000:]
     [output] = list(tmp_path.glob("*.csv"))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TAP, expected_events, tool
+from conftest import TAP, edited_catalog, expected_events, select, set_md, tool
 
 PG_BIN = Path(os.environ.get("TAP_FULLSTORY_PG_BIN", "/usr/lib/postgresql/15/bin"))
 BUNDLES, EVENTS = 4, 60
@@ -144,21 +144,19 @@ def test_kill_anywhere_with_identity_keys_upserts_each_event_once(
         postgres, sandbox, write_config, tmp_path):
     server = sandbox(bundles=BUNDLES, events_per_bundle=EVENTS)
     config = write_config(server.url, checkpoint_every=25)
-    catalog = json.loads(subprocess.run([TAP, "--config", config, "--discover"],
-                                        capture_output=True, check=True).stdout)
-    for entry in catalog["streams"][0]["metadata"]:
-        if entry["breadcrumb"] == []:
-            entry["metadata"].update({"selected": True, "table-key-properties": [
-                "ExportBundleId", "ExportBundleRow"]})
-    catalog_file = tmp_path / "catalog.json"
-    catalog_file.write_text(json.dumps(catalog))
+
+    def upsert_on_identity(stream):
+        select(stream)
+        set_md(stream, [], "table-key-properties", ["ExportBundleId", "ExportBundleRow"])
+
+    catalog_file = edited_catalog(tmp_path, config, upsert_on_identity)
     seen = []
 
     def after_137_records(message):
         seen.append(message["type"])
         return seen.count("RECORD") == 137  # between checkpoints: the tail comes again
 
-    args = ["--config", config, "--catalog", str(catalog_file)]
+    args = ["--config", config, "--catalog", catalog_file]
     state = pipeline(postgres, "fs_upsert", args, tmp_path, kill_when=after_137_records)
     state_file = tmp_path / "state.json"
     state_file.write_text(json.dumps(state))
