@@ -60,6 +60,12 @@ class SegmentExportSource:
     layout = "ndjson"
     unit = "window"
 
+    def __init__(self, client, config, bookmark, now=time.time):
+        self.client, self.config, self.bookmark = client, config, bookmark
+        self.now = now
+        self.size = config.export_window_hours * 3600
+        self._exports = {}  # window id -> the export this run reads it from
+
     def check(self, start_date):
         """`--test`: one authenticated call (an unknown operation answers 404 once the key
         is accepted), then the windows there are to export."""
@@ -72,12 +78,6 @@ class SegmentExportSource:
         newest = f"; the newest ends at {windows[-1].stop_text}" if windows else ""
         return (f"{len(windows)} settled {self.config.export_window_hours} h window(s) from "
                 f"start_date {format_stop(int(start_date.timestamp()))}{newest}")
-
-    def __init__(self, client, config, bookmark, now=time.time):
-        self.client, self.config, self.bookmark = client, config, bookmark
-        self.now = now
-        self.size = config.export_window_hours * 3600
-        self._exports = {}  # window id -> the export this run reads it from
 
     def plan(self, list_from):
         """Aligned windows from `list_from` whose end has settled (and is <= end_date)."""
