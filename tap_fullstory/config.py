@@ -70,7 +70,9 @@ SETTINGS = (
             "error, a timeout or a download cut off midway, with exponential backoff and jitter.",
             default=5, minimum=0),
     Setting("retry_backoff_seconds", "number", "First retry delay; each later retry waits up "
-            "to twice as long (exponential backoff with full jitter).", default=1, minimum=0),
+            "to twice as long (exponential backoff with full jitter). Also the first wait "
+            "between polls of a Segment export operation (doubling up to 60 s).", default=1,
+            minimum=0),
     Setting("max_downloads_per_minute", "number", "Bundle downloads started per minute at "
             "most, spaced evenly. FullStory allows 2; raise it only for the sandbox or a "
             "proxy with its own limit.", default=2, minimum=0.01),
