@@ -16,7 +16,7 @@ from tap_fullstory.interrupt import STOP
 from tap_fullstory.progress import SyncProgress
 from tap_fullstory.shape import RecordShaper
 from tap_fullstory.sources import make_source
-from tap_fullstory.spool import BundleSpool
+from tap_fullstory.spool import BundleSpool, sweep_abandoned
 from tap_fullstory.state import StateKeeper, format_stop, read_bookmark
 
 LOGGER = logging.getLogger(__name__)
@@ -44,6 +44,7 @@ def sync(client, config, catalog, state, writer):
     writer.write_schema(STREAM, emitted_schema, catalogs.key_properties(entry),
                         [REPLICATION_KEY])
     shaper = RecordShaper(schema, fields, config.start_date, IDENTITY_FIELDS)
+    sweep_abandoned(config.spool_dir)
     source = make_source(client, config, bookmark)
     emitter = BundleEmitter(source, config, shaper, writer, keeper)
     list_from = bookmark.list_from(config.start_date)

@@ -53,8 +53,12 @@ def sandbox():
 def write_config(tmp_path):
     def write(url, **settings):
         # Pacing is off unless a test asks for it: the sandbox limits only when told to.
+        # Spool files stay under tmp_path, so a killed tap litters nothing else.
+        spool = tmp_path / "spool"
+        spool.mkdir(exist_ok=True)
         config = {"api_key": API_KEY, "start_date": "2026-01-01T00:00:00Z", "base_url": url,
-                  "max_downloads_per_minute": 60000, "retry_backoff_seconds": 0.05, **settings}
+                  "max_downloads_per_minute": 60000, "retry_backoff_seconds": 0.05,
+                  "spool_dir": str(spool), **settings}
         path = tmp_path / f"config-{len(list(tmp_path.glob('config-*')))}.json"
         path.write_text(json.dumps(config))
         return str(path)

@@ -1,7 +1,9 @@
 """Kill -9 the tap at several points, resume from its last STATE, count every event."""
 
 import json
+import os
 import signal
+import time
 
 import pytest
 
@@ -154,7 +156,14 @@ def test_kill_while_the_next_bundle_downloads(world, sandbox, write_config, tmp_
     killed, _ = run_and_kill(slow_config, kill_once_the_fourth_downloads, tmp_path)
     assert states(killed)[-1]["bookmarks"]["events"] == {
         "ExportBundleStop": "2026-01-04T00:00:00.000000Z"}
+    # SIGKILL left the half-downloaded bundle behind; once it is a minute old, the next
+    # run removes it.
+    left = list((tmp_path / "spool").iterdir())
+    assert len(left) == 1
+    old = time.time() - 120
+    os.utime(left[0], (old, old))
     state = tmp_path / "state.json"
     state.write_text(json.dumps(states(killed)[-1]))
     resumed = messages(run_tap("--config", config, "--state", str(state)).stdout)
     check_resume(killed, resumed, expected, final)
+    assert list((tmp_path / "spool").iterdir()) == []
