@@ -53,6 +53,10 @@ def sync(client, config, catalog, state, writer):
                 f"after row {bookmark.rows_done})" if bookmark.bundle_id else "")
     try:
         bundles = source.plan(list_from)
+        if bookmark.bundle_id is not None and bookmark.bundle_id not in {b.id for b in bundles}:
+            LOGGER.warning("%s %s, which the state says is partly emitted, is no longer "
+                           "offered; its remaining rows cannot be read.",
+                           source.unit.capitalize(), bookmark.bundle_id)
         progress = SyncProgress(bundles, source.unit)
         with metrics.record_counter(STREAM) as counter, \
                 BundleFeed(source, bundles, config.spool_dir) as feed:

@@ -248,3 +248,19 @@ def test_progress_on_stderr_is_one_line_per_bundle(sandbox, write_config):
     assert 'INFO Done: 3 bundle(s), 90 event(s) in ' in stderr
     assert '"metric": "http_request_duration"' in stderr and '"endpoint": "bundle"' in stderr
     assert '"metric": "record_count", "value": 90' in stderr
+
+
+def test_a_partly_emitted_bundle_that_is_gone_is_reported(sandbox, write_config, tmp_path):
+    server = sandbox(bundles=3)
+    state = tmp_path / "state.json"
+    state.write_text(json.dumps({"bookmarks": {"events": {
+        "ExportBundleStop": "2026-01-02T00:00:00.000000Z",
+        "in_progress": {"ExportBundleId": 123, "ExportBundleStop": "2026-01-03T00:00:00Z",
+                        "rows_done": 5}}}, "currently_syncing": "events"}))
+    result = run_tap("--config", write_config(server.url), "--state", str(state))
+    assert result.returncode == 0
+    assert "WARNING Bundle 123, which the state says is partly emitted, is no longer " \
+           "offered; its remaining rows cannot be read." in result.stderr.decode()
+    assert len(records(messages(result.stdout))) == 40
+    assert states(messages(result.stdout))[-1]["bookmarks"]["events"] == {
+        "ExportBundleStop": "2026-01-04T00:00:00.000000Z"}
