@@ -124,15 +124,6 @@ def test_legacy_flat_state_is_accepted_and_converted(sandbox, write_config, tmp_
         "ExportBundleStop": "2026-01-05T00:00:00.000000Z"}
 
 
-def test_properties_is_the_legacy_name_for_catalog(sandbox, write_config, tmp_path):
-    server = sandbox(bundles=2)
-    config = write_config(server.url)
-    path = edited_catalog(tmp_path, config, lambda stream: select(stream, fields=set()))
-    got = records(messages(run_tap("--config", config, "--properties", path).stdout))
-    assert len(got) == 40
-    assert all(set(r) == {"ExportBundleStop"} for r in got)
-
-
 def test_field_selection_and_custom_vars(sandbox, write_config, tmp_path):
     server = sandbox(bundles=2)
     config = write_config(server.url)

@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from conftest import (
     edited_catalog,
     expected_events,
@@ -37,12 +39,13 @@ def test_discovery(sandbox, write_config):
         "ExportBundleStop"}
 
 
+@pytest.mark.parametrize("option", ["--catalog", "--properties"])
 def test_minimum_selection_emits_exactly_the_automatic_fields(sandbox, write_config,
-                                                              tmp_path):
+                                                              tmp_path, option):
     server = sandbox(bundles=3)
     config = write_config(server.url)
     catalog = edited_catalog(tmp_path, config, lambda stream: select(stream, fields=set()))
-    got = records(messages(run_tap("--config", config, "--catalog", catalog).stdout))
+    got = records(messages(run_tap("--config", config, option, catalog).stdout))
     assert len(got) == 60
     assert all(set(record) == {"ExportBundleStop"} for record in got)
 
