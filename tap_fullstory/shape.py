@@ -10,6 +10,7 @@ from collections import Counter
 import ciso8601
 
 CUSTOM_VARS = "CustomVars"
+EVENT_START = "EventStart"
 NONE_TYPE = type(None)
 TYPES = {"integer": frozenset({int, NONE_TYPE}),
          "number": frozenset({int, float, NONE_TYPE}),
@@ -56,16 +57,6 @@ class RecordShaper:
         self.misfits = Counter()
         self.before_start_date = 0
 
-    def is_before_start_date(self, event):
-        """True when the event's EventStart is a timestamp earlier than start_date."""
-        start = event.get("EventStart")
-        if type(start) is not str:
-            return False
-        try:
-            return ciso8601.parse_rfc3339(start) < self._start_date
-        except ValueError:
-            return False
-
     def identity_values(self, bundle):
         """The identity fields that go on every record of `bundle`, row excluded."""
         values = {"ExportBundleId": bundle.id, "ExportBundleStop": bundle.stop_text}
@@ -77,9 +68,14 @@ class RecordShaper:
         Takes `event` over (it becomes the record). Events with the same keys and value
         types share a plan worked out once, so most events cost a lookup and a few moves.
         """
-        if self.is_before_start_date(event):
-            self.before_start_date += 1
-            return None
+        start = event.get(EVENT_START)
+        if type(start) is str:  # parsed once: for start_date and as its own validity check
+            try:
+                if ciso8601.parse_rfc3339(start) < self._start_date:
+                    self.before_start_date += 1
+                    return None
+            except ValueError:
+                return self._shape_each_value(event, identity, row)
         signature = (tuple(event), tuple(map(type, event.values())))
         plan = self._plans.get(signature) or self._plan(signature)
         custom_keys, drop_keys, misfit_keys, date_keys = plan
@@ -111,7 +107,7 @@ class RecordShaper:
                 (custom if self._keep_custom else drop).append(key)
                 if rule is not None:
                     misfit.append(key)
-            elif rule is DATE_TIME and kind is str:
+            elif rule is DATE_TIME and kind is str and key != EVENT_START:
                 dates.append(key)
         if len(self._plans) >= MAX_PLANS:
             self._plans.clear()
