@@ -26,3 +26,10 @@ def test_meltano_snippet_lists_every_setting():
 def test_two_commands_lead():
     assert README.index("make demo") < README.index("## Configuration")
     assert "make test" in README
+
+
+def test_example_meltano_project_lists_every_setting():
+    manifest = yaml.safe_load((ROOT / "examples" / "meltano" / "meltano.yml").read_text())
+    extractor = manifest["plugins"]["extractors"][0]
+    assert [s["name"] for s in extractor["settings"]] == [s.name for s in SETTINGS]
+    assert extractor["capabilities"] == ["catalog", "discover", "state", "about"]
