@@ -21,15 +21,24 @@ class Bundle:
         return format_stop(self.stop)
 
 
+def _whole(value):
+    """An integer from LIST, also when a server sends it as "123" or 123.0."""
+    if type(value) is int:
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    raise ValueError(value)
+
+
 def _bundle(entry):
     try:
-        bundle = Bundle(id=entry["Id"], start=entry["Start"], stop=entry["Stop"])
-    except (KeyError, TypeError):
-        bundle = None
-    if bundle is None or not all(type(v) is int for v in (bundle.id, bundle.start, bundle.stop)):
+        return Bundle(id=_whole(entry["Id"]), start=_whole(entry["Start"]),
+                      stop=_whole(entry["Stop"]))
+    except (KeyError, TypeError, ValueError):
         raise FatalAPIError(f"FullStory listed a bundle without integer Id/Start/Stop: "
-                            f"{str(entry)[:200]}")
-    return bundle
+                            f"{str(entry)[:200]}") from None
 
 
 def list_bundles(client, start):

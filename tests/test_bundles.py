@@ -16,7 +16,7 @@ class FakeLister:
 
     def list_exports(self, start):
         self.starts.append(start)
-        return [e for e in self.exports if e["Stop"] > start][:20]
+        return [e for e in self.exports if float(e["Stop"]) > start][:20]
 
 
 @pytest.mark.parametrize("count, calls", [(0, 1), (5, 1), (20, 2), (41, 3), (60, 4)])
@@ -44,3 +44,9 @@ def test_malformed_entry_is_a_clear_error():
     lister.exports = [{"Id": "x", "Start": 0, "Stop": 1}]
     with pytest.raises(FatalAPIError, match="without integer Id/Start/Stop"):
         list(list_bundles(lister, 0))
+
+
+def test_numbers_sent_as_strings_or_floats_are_read():
+    lister = FakeLister(0)
+    lister.exports = [{"Id": "1767225600048", "Start": 0.0, "Stop": "86400"}]
+    assert list(list_bundles(lister, 0)) == [Bundle(id=1767225600048, start=0, stop=86400)]
