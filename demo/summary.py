@@ -26,7 +26,7 @@ def read_records(directory):
 def report(out):
     out = Path(out)
     files, rows = read_records(out / "run-1")
-    files_2, rows_2 = read_records(out / "run-2")
+    _, rows_2 = read_records(out / "run-2")
     state_1 = json.loads((out / "state-1.json").read_text())
     state_2 = json.loads((out / "state-2.json").read_text())
     pairs = {(r["ExportBundleId"], r["ExportBundleRow"]) for r in rows}

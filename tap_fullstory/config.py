@@ -81,8 +81,6 @@ SETTINGS = (
             default=None),
 )
 
-SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
-
 
 @dataclass(frozen=True)
 class TapConfig:

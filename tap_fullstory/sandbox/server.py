@@ -245,12 +245,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
 
     def _stream(self, status, stream, size, headers, promised=None):
         """Send `size` bytes of `stream` (announcing `promised`), at --bandwidth if set."""
-        self.server.record_answer(self.path, status if promised is None else "reset")
-        self.send_response(status)
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(promised or size))
-        self.end_headers()
+        self._begin(status, headers, promised or size, None if promised is None else "reset")
         rate = self.server.bytes_per_second
         started, sent = time.monotonic(), 0
         while sent < size:
@@ -276,13 +271,17 @@ class SandboxHandler(BaseHTTPRequestHandler):
         self._send(status, json.dumps(payload).encode(), headers)
 
     def _send(self, status, body, headers):
-        self.server.record_answer(self.path, status)
+        self._begin(status, headers, len(body))
+        self.wfile.write(body)
+
+    def _begin(self, status, headers, length, logged=None):
+        """Log the answer, then send its status line and headers."""
+        self.server.record_answer(self.path, status if logged is None else logged)
         self.send_response(status)
         for name, value in headers.items():
             self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Length", str(length))
         self.end_headers()
-        self.wfile.write(body)
 
 
 def _unix(text):
