@@ -17,13 +17,14 @@ setup(
         "singer-python==6.8.0",
         "requests==2.34.2",
         "backoff==2.2.1",
+        "ciso8601==2.4.1",
         "ijson==3.6.0",
         "orjson==3.13.0",
     ],
     extras_require={"test": ["pytest==9.2.0", "responses==0.26.3"]},
     entry_points={
         "console_scripts": [
-            "tap-fullstory=tap_fullstory.cli:main",
+            "tap-fullstory=tap_fullstory.launch:main",
             "tap-fullstory-sandbox=tap_fullstory.sandbox.cli:main",
         ]
     },

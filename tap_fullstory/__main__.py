@@ -1,3 +1,3 @@
-from tap_fullstory.cli import main
+from tap_fullstory.launch import main
 
 main()

@@ -5,8 +5,11 @@ import json
 from singer import metadata
 from singer.catalog import Catalog
 
-from tap_fullstory.discover import REPLICATION_KEY, discover
+from tap_fullstory.discover import automatic_fields, discover
 from tap_fullstory.errors import ConfigError
+from tap_fullstory.streams import BY_NAME
+
+DEFAULT_STREAM = "events"
 
 
 def load_catalog(path, option="--catalog"):
@@ -50,12 +53,25 @@ def _stream_problem(stream):
 
 
 def default_catalog():
-    """The catalog used when none is given: the events stream with every field."""
+    """The catalog used when none is given: the events stream with every field (the plain
+    `tap-fullstory | target-…` pipe), the other streams not selected."""
     catalog = discover()
     for entry in catalog.streams:
-        entry.metadata = metadata.to_list(
-            metadata.write(metadata.to_map(entry.metadata), (), "selected", True))
+        if entry.tap_stream_id == DEFAULT_STREAM:
+            entry.metadata = metadata.to_list(
+                metadata.write(metadata.to_map(entry.metadata), (), "selected", True))
     return catalog
+
+
+def selected_streams(catalog):
+    """(declared stream, catalog entry) for every selected stream the tap knows, in the
+    declared order; and the names of selected entries it does not know."""
+    entries = {entry.tap_stream_id: entry for entry in catalog.streams}
+    chosen = [(stream, entries[name]) for name, stream in BY_NAME.items()
+              if name in entries and entries[name].is_selected()]
+    unknown = sorted(name for name, entry in entries.items()
+                     if name not in BY_NAME and entry.is_selected())
+    return chosen, unknown
 
 
 def key_properties(entry):
@@ -69,7 +85,7 @@ def key_properties(entry):
 def emitted_fields(entry):
     """Field names to emit: automatic and key fields always; others unless deselected."""
     mdata = metadata.to_map(entry.metadata)
-    always = set(key_properties(entry)) | {REPLICATION_KEY}
+    always = set(key_properties(entry)) | automatic_fields(BY_NAME[entry.tap_stream_id])
     fields = set()
     for name in entry.schema.properties:
         field_md = mdata.get(("properties", name), {})

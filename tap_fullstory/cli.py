@@ -11,38 +11,67 @@ import singer
 
 from tap_fullstory import __version__
 from tap_fullstory.catalog import default_catalog, load_catalog
-from tap_fullstory.client import FullStoryClient
 from tap_fullstory.config import SETTINGS, load_config_file, parse_config
 from tap_fullstory.discover import discover
 from tap_fullstory.emit import MessageWriter
 from tap_fullstory.errors import ConfigError, TapError
-from tap_fullstory.interrupt import STOP, Interrupted
-from tap_fullstory.sources import make_source
-from tap_fullstory.state import read_bookmark
+from tap_fullstory.feed import in_background
+from tap_fullstory.file_stream import make_source
+from tap_fullstory.state import UnitBookmark
+from tap_fullstory.stopping import STOP, Stopped
+from tap_fullstory.streams import BY_NAME, STREAMS
 from tap_fullstory.sync import sync
+from tap_fullstory.transport import Transport
 
 LOGGER = logging.getLogger(__name__)
 CAPABILITIES = ["catalog", "discover", "properties", "state", "about", "test"]
 
 
 def about():
-    """What `--about` prints: name, version, capabilities and every setting."""
+    """What `--about` prints: name, version, capabilities, streams and every setting."""
     return {
         "name": "tap-fullstory",
         "version": __version__,
-        "description": "Singer tap for FullStory Data Export bundles (the events stream).",
+        "description": "Singer tap for a FullStory account: events (Data Export bundles or "
+                       "Segment Export), individuals, users, segments and recording "
+                       "settings with their history.",
         "capabilities": CAPABILITIES,
+        "streams": [{"name": s.name, "api": _by_source(s.api),
+                     "key_properties": list(s.key),
+                     "replication_method": s.replication,
+                     "replication_key": s.replication_key, "row": s.row,
+                     "permission": _by_source(s.permission)} for s in STREAMS],
         "settings": [{"name": s.name, "type": s.kind, "required": s.required,
                       "secret": s.secret, "default": s.default,
                       "description": s.description} for s in SETTINGS],
     }
 
 
+def _by_source(value):
+    """A declaration that depends on `source`, as one line."""
+    if isinstance(value, dict):
+        return "; ".join(f"{text} ({source})" for source, text in value.items())
+    return value
+
+
+def stream_table():
+    """The README's stream table, from the declarations (`--about --format markdown`)."""
+    lines = ["| stream | API | key | replication | a row is | the key needs |",
+             "|---|---|---|---|---|---|"]
+    for s in about()["streams"]:
+        key = ", ".join(f"`{k}`" for k in s["key_properties"]) or "none (append-only)"
+        replication = s["replication_method"] + (f" on `{s['replication_key']}`"
+                                                 if s["replication_key"] else "")
+        lines.append(f"| `{s['name']}` | {s['api']} | {key} | {replication} | {s['row']} "
+                     f"| {s['permission']} |")
+    return "\n".join(lines) + "\n"
+
+
 def about_markdown():
-    """`--about --format markdown`: the settings table the README carries."""
+    """`--about --format markdown`: the stream and settings tables the README carries."""
     info = about()
     lines = [f"# {info['name']} {info['version']}", "", info["description"], "",
-             "Capabilities: " + ", ".join(info["capabilities"]), "",
+             "Capabilities: " + ", ".join(info["capabilities"]), "", stream_table(),
              "| setting | type | required | default | description |",
              "|---|---|---|---|---|"]
     for s in info["settings"]:
@@ -54,14 +83,15 @@ def about_markdown():
 
 def connection_report(config):
     """`--test`: one line saying the key works and what there is to sync."""
-    source = make_source(FullStoryClient(config), config, read_bookmark({}))
-    return f"OK: {config.base_url} accepted the API key; {source.check(config.start_date)}."
+    source = make_source(BY_NAME["events"], Transport(config), config, UnitBookmark())
+    found = in_background(lambda: source.check(int(config.start_date.timestamp())), "test")
+    return f"OK: {source.host} accepted the API key; {found}."
 
 
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="tap-fullstory",
-        description="Replicate FullStory Data Export bundles as Singer messages on stdout.")
+        description="Replicate a FullStory account as Singer messages on stdout.")
     parser.add_argument("-c", "--config", help="config JSON file (see sample_config.json)")
     parser.add_argument("-s", "--state", help="state JSON file: the last STATE the tap printed")
     selection = parser.add_mutually_exclusive_group()
@@ -134,29 +164,41 @@ def run(args):
         catalog = load_catalog(catalog_path, "--catalog" if args.catalog else "--properties")
     else:
         catalog = default_catalog()
-    sync(FullStoryClient(config), config, catalog, state, MessageWriter())
+    sync(Transport(config), config, catalog, state, MessageWriter())
     return 0
 
 
 def main(argv=None):
-    """Entry point of the `tap-fullstory` console script."""
-    args = build_parser().parse_args(argv)
-    singer.get_logger()  # installs singer's stderr handler and "LEVEL message" format
-    STOP.install()
+    """Run the command line (launch.py installs the stop handlers first) and exit."""
+    code = 2
     try:
+        args = build_parser().parse_args(argv)
+        singer.get_logger()  # installs singer's stderr handler and "LEVEL message" format
         code = run(args)
+        STOP.check()  # a stop asked while the final STATE was written still counts
+    except SystemExit as exc:  # argparse: --help, --version, usage errors
+        code = exc.code if isinstance(exc.code, int) else 2
     except TapError as exc:
         LOGGER.critical("%s", exc)
         code = exc.exit_code
-    except Interrupted as exc:
+    except Stopped as exc:
         LOGGER.critical("Stopped by %s; the last STATE printed resumes exactly where this "
                         "run stopped.", exc.name)
         code = exc.exit_code
     except BrokenPipeError:
-        # The target went away: nothing more can be delivered. Point stdout at /dev/null
-        # so the interpreter's own final flush does not fail a second time.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.stderr.write("CRITICAL stdout was closed by the target; the last STATE it "
                          "received resumes the sync.\n")
         code = 1
-    sys.exit(code)
+    finish(code)
+
+
+def finish(code):
+    """Exit without the interpreter's teardown: background threads may still be inside a
+    download or a wait, and what they hold (sockets, anonymous spool files) is the
+    kernel's to free. Everything this run has to say is flushed first."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass  # the target closed stdout: nothing more can be delivered
+    os._exit(code)

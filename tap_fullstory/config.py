@@ -5,6 +5,7 @@ One table (SETTINGS) drives validation, `--about` and the README's settings tabl
 
 import ipaddress
 import json
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlsplit
@@ -15,8 +16,10 @@ from tap_fullstory import __version__
 from tap_fullstory.errors import ConfigError
 
 DEFAULT_BASE_URL = "https://export.fullstory.com"
-SEGMENT_BASE_URL = "https://api.fullstory.com"
+DEFAULT_API_BASE_URL = "https://api.fullstory.com"
 SOURCES = ("data_export", "segment_export")
+ON_BAD_BUNDLE = ("fail", "skip")
+LOGGER = logging.getLogger(__name__)
 DEFAULT_USER_AGENT = f"tap-fullstory/{__version__}"
 
 
@@ -43,8 +46,10 @@ SETTINGS = (
     Setting("source", "string", "Which FullStory API to read: data_export (the legacy "
             "bundle endpoints) or segment_export (the Segment Export API that replaces them).",
             default="data_export", choices=SOURCES),
-    Setting("end_date", "date-time", "RFC 3339 timestamp; segment_export only: export no "
-            "window that ends after it. Unset: up to now minus settle_hours.", default=None),
+    Setting("end_date", "date-time", "RFC 3339 timestamp: sync no bundle or window that "
+            "ends after it (a unit belongs to a run when start < its Stop <= end_date, so "
+            "adjacent ranges neither overlap nor leave a gap). Unset: everything FullStory "
+            "offers (segment_export: up to now minus settle_hours).", default=None),
     Setting("segment_id", "string", "segment_export only: the segment to export.",
             default="everyone"),
     Setting("export_window_hours", "integer", "segment_export only: hours per export window "
@@ -57,12 +62,13 @@ SETTINGS = (
             default=DEFAULT_USER_AGENT),
     Setting("request_timeout", "number", "Seconds to wait for FullStory to connect or send "
             "the next bytes. \"\", 0 and \"0\" mean the default.", default=300, minimum=0),
-    Setting("base_url", "string", "API root. data_export: the tap appends "
-            "/api/v1/export/list and /api/v1/export/get (default https://export.fullstory.com)."
-            " segment_export: /segments/v1/exports, /operations/v1/{id} and "
-            "/search/v1/exports/{id}/results (default https://api.fullstory.com). Must be "
-            "https unless it points at a loopback address (the sandbox, tests).",
-            default=None),
+    Setting("base_url", "string", "The Data Export host: the tap appends /api/v1/export/list "
+            "and /api/v1/export/get. Must be https unless it points at a loopback address "
+            "(the sandbox, tests).", default=DEFAULT_BASE_URL),
+    Setting("api_base_url", "string", "The api.fullstory.com host, where Segment Export "
+            "(/segments/v1/exports, /operations/v1/{id}, /search/v1/exports/{id}/results) "
+            "is read. Must be https unless it points at a loopback address.",
+            default=DEFAULT_API_BASE_URL),
     Setting("checkpoint_every", "integer", "Rows emitted between STATE checkpoints inside a "
             "bundle. After a hard kill, at most this many rows minus one are sent again.",
             default=10000, minimum=1),
@@ -73,12 +79,26 @@ SETTINGS = (
             "to twice as long (exponential backoff with full jitter). Also the first wait "
             "between polls of a Segment export operation (doubling up to 60 s).", default=1,
             minimum=0),
+    Setting("max_rate_limit_wait", "number", "Seconds a request may go on being answered "
+            "429 (rate limited) without getting through before the run ends with one "
+            "CRITICAL line. Each 429 waits its Retry-After, at least 1 s.", default=3600,
+            minimum=1),
+    Setting("on_bad_bundle", "string", "What to do with a bundle or window that is still not "
+            "a JSON array of event objects after max_retries downloads, or a listed bundle "
+            "that answers 404: fail (one CRITICAL line) or skip (one ERROR line naming it; "
+            "the state lists it under skipped, so it can be fetched again later).",
+            default="fail", choices=ON_BAD_BUNDLE),
+    Setting("on_forbidden", "string", "What to do when FullStory answers 403 to a selected "
+            "stream's endpoint (the key lacks the permission the stream needs): fail (one "
+            "CRITICAL line naming the stream and the permission) or skip (a WARNING naming "
+            "it, and the other streams sync).", default="fail", choices=ON_BAD_BUNDLE),
     Setting("max_downloads_per_minute", "number", "Bundle downloads started per minute at "
             "most, spaced evenly. FullStory allows 2; raise it only for the sandbox or a "
             "proxy with its own limit.", default=2, minimum=0.01),
     Setting("spool_dir", "string", "Directory for the temporary bundle files (a bundle is "
-            "downloaded to disk, then parsed). Defaults to the system temporary directory.",
-            default=None),
+            "downloaded to disk as it came over the wire, compressed, then parsed; at most "
+            "two at a time). The files have no name, so the kernel frees them however a run "
+            "ends. Defaults to the system temporary directory.", default=None),
 )
 
 
@@ -94,15 +114,20 @@ class TapConfig:
     user_agent: str = DEFAULT_USER_AGENT
     request_timeout: float = 300
     base_url: str = DEFAULT_BASE_URL
+    api_base_url: str = DEFAULT_API_BASE_URL
     checkpoint_every: int = 10000
     max_retries: int = 5
     retry_backoff_seconds: float = 1
+    max_rate_limit_wait: float = 3600
+    on_bad_bundle: str = "fail"
+    on_forbidden: str = "fail"
     max_downloads_per_minute: float = 2
     spool_dir: str = None
 
     def __repr__(self):
         # Keeps the key out of any traceback or debug log that prints the config.
-        return f"TapConfig(start_date={self.start_date.isoformat()}, base_url={self.base_url})"
+        return (f"TapConfig(start_date={self.start_date.isoformat()}, base_url={self.base_url}, "
+                f"api_base_url={self.api_base_url})")
 
 
 def load_config_file(path):
@@ -167,16 +192,16 @@ def _is_loopback(host):
         return False
 
 
-def _base_url(raw):
+def _host_url(name, raw, default):
     if not isinstance(raw, str) or not raw.strip():
-        raise ConfigError("base_url must be a URL such as https://export.fullstory.com.")
+        raise ConfigError(f"{name} must be a URL such as {default}.")
     url = raw.strip().rstrip("/")
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"base_url {url!r} is not an http(s) URL; use "
-                          "https://export.fullstory.com or your proxy's address.")
+        raise ConfigError(f"{name} {url!r} is not an http(s) URL; use {default} or your "
+                          "proxy's address.")
     if parts.scheme != "https" and not _is_loopback(parts.hostname):
-        raise ConfigError(f"base_url {url!r} must use https (plain http is only allowed "
+        raise ConfigError(f"{name} {url!r} must use https (plain http is only allowed "
                           "for loopback addresses such as the sandbox).")
     return url
 
@@ -195,8 +220,8 @@ def parse_config(data):
             values[setting.name] = parse_start_date(raw, setting.name)
         elif setting.kind in ("integer", "number"):
             values[setting.name] = _number(setting, "" if raw is None else raw)
-        elif setting.name == "base_url":
-            values[setting.name] = _base_url(raw)
+        elif setting.name in ("base_url", "api_base_url"):
+            values[setting.name] = _host_url(setting.name, raw, setting.default)
         elif not isinstance(raw, str):
             raise ConfigError(f"{setting.name} must be a string, not {json.dumps(raw)}.")
         else:
@@ -204,8 +229,15 @@ def parse_config(data):
         if setting.choices and values[setting.name] not in setting.choices:
             raise ConfigError(f"{setting.name} {raw!r} must be one of "
                               f"{', '.join(setting.choices)}.")
-    values.setdefault("base_url", SEGMENT_BASE_URL if values.get("source") ==
-                      "segment_export" else DEFAULT_BASE_URL)
+    if (values.get("source") == "segment_export" and "base_url" in values
+            and "api_base_url" not in values):
+        # Configs written before api_base_url existed pointed base_url at this host.
+        LOGGER.warning("base_url is the Data Export host; segment_export reads "
+                       "api_base_url. Using base_url %s as api_base_url: set api_base_url "
+                       "instead.", values["base_url"])
+        values["api_base_url"] = values.pop("base_url")
+    if values.get("end_date") and values["end_date"] <= values["start_date"]:
+        raise ConfigError("end_date must be later than start_date.")
     key = values["api_key"]
     if not key.isascii() or not key.isprintable() or " " in key:
         # Checked here because requests would echo the header value in its error.

@@ -1,78 +1,263 @@
-"""Decoding a spooled bundle: gzip or plain by its first bytes, then a stream of events.
+"""Decoding a spooled body: gzip or plain by its first bytes, then a stream of exact events.
 
-The body is one JSON array of flat objects, in any whitespace layout. It is read in
-blocks, cut into one candidate object per `}` `,` `{` boundary and each piece parsed with
-orjson (a cut inside a string or a nested value does not parse, and is joined to the next
-piece). Anything unusual hands over to ijson's C parser, which reads any JSON and names
-the exact fault. Either way memory does not grow with the bundle.
+A Data Export body is one JSON array of flat objects, in any whitespace layout. It is read
+in blocks and cut at each `}` `,` `{`; each piece is parsed with orjson. A cut inside a
+string or a nested value leaves orjson short of data, and the piece is joined to the next.
+A piece orjson refuses although it is whole (a lone surrogate escape, 1e400) is read alone
+by `exact_value` (the stdlib's C scanner with exact number hooks), and the fast path goes
+on after it; so is a piece with a long digit run (orjson rounds integers beyond 64 bits to
+floats) whose orjson result has a float that big. A value with many cuts inside it is read
+exactly too, at cuts spaced ever wider, so nothing is parsed over and over. Only a body
+that is not a plain array of objects goes to ijson, which reads any JSON and names the
+exact fault.
+
+Every path gives the same values: integers exact whatever their size (those no 64-bit
+type holds as WideInt), numbers beyond a double as Decimal (never inf), and lone surrogate
+escapes as U+FFFD, counted and logged once per body. Memory does not grow with the body.
 """
 
 import gzip
 import itertools
+import json
+import logging
+import math
 import re
+import sys
 import zlib
+from contextlib import contextmanager
+from decimal import Decimal
 
 import ijson
 import orjson
 
 from tap_fullstory.errors import BundleFormatError
 
+LOGGER = logging.getLogger(__name__)
+
 GZIP_MAGIC = b"\x1f\x8b"
 UTF8_BOM = b"\xef\xbb\xbf"
-READ_BYTES = 1 << 20
+READ_BYTES = 1 << 18  # blocks that stay in the CPU's cache are parsed faster
 MAX_EVENT_BYTES = 1 << 26  # a piece this long without parsing is not a normal event
+MAX_JOINS = 16  # cuts inside one value tried with orjson before reading it exactly
 BOUNDARY = re.compile(rb"\}\s*,\s*\{")
 WHITESPACE = b" \t\r\n"
+NEVER = 1 << 62  # past any buffer (an int: compared with ints on the hot path)
+INT64_MIN, UINT64_MAX = -(1 << 63), (1 << 64) - 1
+ROUNDED = float(1 << 63)  # orjson turns integers beyond 64 bits into floats at least this big
+# Digits and "-" become "0": twenty "0"s in a row are twenty digits, or a minus and
+# nineteen, and only such integers can be beyond 64 bits, where orjson rounds them.
+DIGIT_MASK = bytes(48 if chr(code) in "0123456789-" else code for code in range(256))
+LONG_RUN = b"0" * 20
+SURROGATE_ESCAPE = re.compile(rb"\\u(?:[dD][89abAB][0-9a-fA-F]{2}(?:\\u[dD][c-fC-F][0-9a-fA-F]{2})?"
+                              rb"|[dD][c-fC-F][0-9a-fA-F]{2})")
+ESCAPE_BYTES = b"\\u0123456789abcdefABCDEF"  # what a \uXXXX escape is made of
 
 
-def open_body(path):
-    """Open a spooled body for reading its JSON bytes: inflated if gzip, past any BOM."""
-    with open(path, "rb") as raw:
+class WideInt(int):
+    """An integer no 64-bit type holds (outside [-2**63, 2**64)), kept exact: no target
+    column can take it, and orjson writes it only through emit's fallback."""
+
+    __slots__ = ()
+
+
+class Truncated(ValueError):
+    """The text ends inside the value: the cut fell inside a string or a nested value."""
+
+
+class _Tally:
+    lone_surrogates = 0
+
+
+@contextmanager
+def open_body(source):
+    """A spooled body's JSON bytes, inflated if gzip, past any BOM. `source` is a path, or a
+    callable that opens the body afresh from its first byte (a Spool's `open_reader`)."""
+    raw = source() if callable(source) else open(source, "rb")
+    try:
         magic = raw.read(2)
-    body = gzip.open(path, "rb") if magic == GZIP_MAGIC else open(path, "rb")
-    if body.peek(len(UTF8_BOM)).startswith(UTF8_BOM):
-        body.read(len(UTF8_BOM))
-    return body
+        raw.seek(0)
+        body = gzip.GzipFile(fileobj=raw, mode="rb") if magic == GZIP_MAGIC else raw
+        with body:
+            if body.peek(len(UTF8_BOM)).startswith(UTF8_BOM):
+                body.read(len(UTF8_BOM))
+            yield body
+    finally:
+        raw.close()
 
 
-def iter_events(path, bundle_id, layout="array", what=None):
-    """Yield the event dicts of the body spooled at `path`, in file order.
+def iter_events(source, bundle_id, layout="array", what=None):
+    """Yield the event dicts of the body `source` (a path, or a callable opening it) holds,
+    in file order.
 
     `layout` is "array" (a Data Export bundle: one JSON array) or "ndjson" (a Segment
     Export file: one JSON object per line)."""
     what = what or f"Bundle {bundle_id}"
+    tally = _Tally()
     try:
         if layout == "ndjson":
-            with open_body(path) as body:
-                yield from _ndjson_events(body, what)
+            with open_body(source) as body:
+                yield from _ndjson_events(body, what, tally)
             return
-        with open_body(path) as body:
-            rows = yield from _split_events(body)
+        with open_body(source) as body:
+            rows = yield from _split_events(body, tally)
         if rows is not None:  # the fast path stopped at something unusual
-            yield from itertools.islice(_parsed_events(path, what), rows, None)
+            tally.lone_surrogates = 0  # ijson reads the body from its start and counts again
+            yield from itertools.islice(_parsed_events(source, what, tally), rows, None)
     except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
         raise BundleFormatError(f"{what} is a broken gzip file ({exc or 'it ends early'}).") \
             from None
+    finally:
+        if tally.lone_surrogates:
+            LOGGER.warning("%s: %d lone surrogate escape(s) in text replaced by U+FFFD.",
+                           what, tally.lone_surrogates)
 
 
-def _ndjson_events(body, what):
+def mend_surrogates(data):
+    """`data` (JSON bytes that do not start inside an escape) with every lone surrogate
+    escape, valid JSON but not Unicode, replaced by `\\ufffd`; and how many there were.
+    The length stays the same."""
+    lone = 0
+
+    def mend(match):
+        nonlocal lone
+        escape, first = match.group(), match.start()
+        before = first
+        while before and data[before - 1] == 0x5C:  # backslashes in front of this one
+            before -= 1
+        if (first - before) % 2:  # an escaped backslash, then the letter u: not an escape
+            if len(escape) == 6:
+                return escape
+            lone += 1  # the low half that follows is a real escape, and alone
+            return escape[:6] + b"\\ufffd"
+        if len(escape) == 12:  # a high and a low surrogate: one character
+            return escape
+        lone += 1
+        return b"\\ufffd"
+
+    return SURROGATE_ESCAPE.sub(mend, data), lone
+
+
+def _exact_int(text):
+    try:
+        value = int(text)
+    except ValueError:  # more digits than Python turns from text into an int
+        return WideInt(Decimal(text))
+    return value if INT64_MIN <= value <= UINT64_MAX else WideInt(value)
+
+
+def _exact_float(text):
+    value = float(text)
+    return Decimal(text) if math.isinf(value) else value
+
+
+def _not_json(name):
+    raise ValueError(f"{name} is not JSON")
+
+
+_EXACT = json.JSONDecoder(parse_int=_exact_int, parse_float=_exact_float,
+                          parse_constant=_not_json)
+
+
+def exact_value(data, tally):
+    """The first JSON value in `data` (bytes starting at the value) read exactly, and the
+    byte offset where it ends. Raises Truncated if `data` ends inside it, ValueError if it
+    is not JSON. Lone surrogate escapes become U+FFFD and are counted in `tally`."""
+    mended, lone = mend_surrogates(data)
+    text = mended.decode("utf-8")
+    try:
+        value, end = _EXACT.raw_decode(text)
+    except json.JSONDecodeError as exc:
+        if exc.pos >= len(text) or exc.msg.startswith("Unterminated string"):
+            raise Truncated(exc.msg) from None
+        raise
+    length = end if text.isascii() else len(text[:end].encode("utf-8"))  # mending kept it
+    if lone and length < len(data):  # count the escapes of this value, not of what follows
+        lone = mend_surrogates(data[:length])[1]
+    tally.lone_surrogates += lone
+    return value, length
+
+
+def _maybe_rounded(value):
+    """True if an orjson result has a float as big as an integer beyond 64 bits."""
+    kind = type(value)
+    if kind is float:
+        return not -ROUNDED < value < ROUNDED
+    if kind is dict:
+        return any(map(_maybe_rounded, value.values()))
+    if kind is list:
+        return any(map(_maybe_rounded, value))
+    return False
+
+
+def _exact_alone(piece, tally):
+    """The one JSON value `piece` holds, read by `exact_value`; ValueError if more follows."""
+    value, end = exact_value(piece, tally)
+    if piece[end:].strip(WHITESPACE):
+        raise ValueError("more data after the value")
+    return value
+
+
+def _long_runs(data, offset=0):
+    """Where runs of twenty digits, or a minus and nineteen, begin in `data` (plus
+    `offset`): a translate and a find, cheaper than any regular expression over them."""
+    masked = data.translate(DIGIT_MASK)
+    runs, found = [], masked.find(LONG_RUN)
+    while found >= 0:
+        runs.append(found + offset)
+        found = masked.find(LONG_RUN, found + len(LONG_RUN))
+    return runs
+
+
+def _runs_from(runs, start):
+    """The runs at or after `start`, and the first of them (NEVER if none)."""
+    runs = [run for run in runs if run >= start]
+    return runs, (runs[0] if runs else NEVER)
+
+
+def _ndjson_events(body, what, tally):
     """One event per line; blank lines are skipped."""
     loads, JSONDecodeError = orjson.loads, orjson.JSONDecodeError
-    for number, line in enumerate(body, start=1):
-        try:
-            event = loads(line)
-        except JSONDecodeError:
-            if not line.strip():
-                continue
-            cut = "" if line.endswith(b"\n") else " (it ends early)"
-            raise BundleFormatError(f"{what} line {number} is not valid JSON{cut}.") from None
-        if type(event) is not dict:
-            raise BundleFormatError(f"{what} line {number} is a {type(event).__name__}, "
-                                    "not an event object.")
-        yield event
+    number, carry = 0, b""
+    while True:
+        block = body.read(READ_BYTES)
+        data = carry + block
+        cut = data.rfind(b"\n") + 1 if block else len(data)
+        data, carry = data[:cut], data[cut:]
+        if not data and not block:
+            return
+        runs, run = _runs_from(_long_runs(data), 0)
+        lines = data.split(b"\n")
+        if block:
+            lines.pop()  # the empty text after the block's last newline
+        position = 0
+        for index, line in enumerate(lines, start=1):
+            number += 1
+            end = position + len(line)
+            try:
+                event = loads(line)
+                exact = end > run and _maybe_rounded(event)
+            except JSONDecodeError:
+                exact = True
+            if end > run:
+                runs, run = _runs_from(runs, end)
+            if exact:
+                if not line.strip(WHITESPACE):
+                    position = end + 1
+                    continue
+                try:
+                    event = _exact_alone(line, tally)
+                except ValueError:
+                    cut = " (it ends early)" if not block and index == len(lines) else ""
+                    raise BundleFormatError(f"{what} line {number} is not valid JSON{cut}.") \
+                        from None
+            if type(event) is not dict:
+                raise BundleFormatError(f"{what} line {number} is a {type(event).__name__}, "
+                                        "not an event object.")
+            yield event
+            position = end + 1
 
 
-def _split_events(body):
+def _split_events(body, tally):
     """Yield events cut at object boundaries; return None when done, or the row count at
     which the body stopped looking like a plain array of objects."""
     buffer = body.read(READ_BYTES).lstrip(WHITESPACE)
@@ -82,41 +267,151 @@ def _split_events(body):
     if buffer[start:start + 1] != b"{":
         return 0  # empty, items that are not objects, or a tiny first block
     rows = 0
-    loads, JSONDecodeError = orjson.loads, orjson.JSONDecodeError
+    loads, JSONDecodeError, finditer = orjson.loads, orjson.JSONDecodeError, BOUNDARY.finditer
+    runs, run = _runs_from(_long_runs(buffer), start)  # run: where the next one begins
+    exact, joins, retry = False, 0, 0  # exact: the current piece is read by exact_value
+    block = True
     while True:
-        piece_start = start
-        for boundary in BOUNDARY.finditer(buffer, start):
+        piece_start, restart = start, None
+        for boundary in finditer(buffer, start):
+            end = boundary.start() + 1
+            if not exact:
+                try:
+                    event = loads(buffer[piece_start:end])
+                except JSONDecodeError as exc:
+                    if 0 < len(exc.doc) <= exc.pos:  # the cut fell inside a string or a
+                        joins += 1                   # nested value: join the next piece
+                        if joins <= MAX_JOINS:
+                            continue
+                        retry = 2 * (end - piece_start)  # no more cut by cut
+                    exact = True  # else whole, but orjson refuses it
+                else:
+                    if end <= run or not _maybe_rounded(event):
+                        yield event
+                        rows += 1
+                        piece_start, joins = boundary.end() - 1, 0
+                        if end > run:
+                            runs, run = _runs_from(runs, end)
+                        continue
+                    exact = True
+            if end - piece_start < retry:
+                continue
             try:
-                event = loads(buffer[piece_start:boundary.start() + 1])
-            except JSONDecodeError:
-                continue  # cut inside a string or a nested value: join the next piece
+                event, length = exact_value(buffer[piece_start:end], tally)
+            except Truncated:  # it runs on: read it again once the piece has doubled
+                retry = 2 * (end - piece_start)
+                continue
+            except ValueError:
+                return rows  # not JSON: the fallback names the fault
+            if type(event) is not dict:
+                return rows
             yield event
             rows += 1
-            piece_start = boundary.end() - 1
-        block = body.read(READ_BYTES)
-        buffer = buffer[piece_start:] + block
-        start = 0
+            exact, joins, retry = False, 0, 0
+            value_end = piece_start + length
+            runs, run = _runs_from(runs, value_end)
+            if value_end == end:
+                piece_start = boundary.end() - 1
+                continue
+            restart = BOUNDARY.match(buffer, value_end - 1)  # it ended at an earlier cut
+            if restart is None:
+                piece_start = value_end
+                break
+            start = restart.end() - 1
+            break
+        if restart is not None:
+            continue
         if not block:
             break
+        block = body.read(READ_BYTES)
+        kept = len(buffer) - piece_start
+        seam = buffer[max(piece_start, len(buffer) - 19):] + block[:19]  # a run across it
+        runs = [run - piece_start for run in runs if run >= piece_start]
+        runs += _long_runs(seam, kept - min(kept, 19)) + _long_runs(block, kept)
+        runs, run = _runs_from(sorted(runs), 0)
+        buffer = buffer[piece_start:] + block
+        start = 0
         if len(buffer) > MAX_EVENT_BYTES:
             return rows
-    tail = buffer.rstrip(WHITESPACE)
+    return (yield from _tail(buffer[piece_start:], rows, run - piece_start, exact, tally))
+
+
+def _tail(tail, rows, run, exact, tally):
+    """The last event, before the closing `]`; the row count if the body is not whole."""
+    tail = tail.rstrip(WHITESPACE)
     if not tail.endswith(b"]"):
         return rows
-    try:
-        event = loads(tail[:-1])
-    except JSONDecodeError:
-        return rows
+    tail = tail[:-1]
+    if not tail.strip(WHITESPACE):
+        return None  # the last event was read exactly, up to just before the `]`
+    event = None
+    if not exact:
+        try:
+            event = orjson.loads(tail)
+        except orjson.JSONDecodeError:
+            pass
+        else:
+            if run < len(tail) and _maybe_rounded(event):
+                event = None
+    if event is None:
+        try:
+            event = _exact_alone(tail, tally)
+        except ValueError:
+            return rows
     if type(event) is not dict:
         return rows
     yield event
     return None
 
 
-def _parsed_events(path, what):
+class _MendedReader:
+    """A body's bytes for ijson with lone surrogate escapes mended; each read ends after
+    a byte that cannot be part of an escape, so none is ever cut in two."""
+
+    def __init__(self, body, tally):
+        self._body, self._tally, self._carry = body, tally, b""
+
+    def read(self, size=-1):
+        if size == 0:  # ijson asks for nothing first, to learn bytes from text
+            return b""
+        while True:
+            block = self._body.read(READ_BYTES)
+            data = self._carry + block
+            if not block:
+                self._carry = b""
+                break
+            safe = len(data.rstrip(ESCAPE_BYTES))
+            data, self._carry = data[:safe], data[safe:]
+            if data:
+                break
+        data, lone = mend_surrogates(data)
+        self._tally.lone_surrogates += lone
+        return data
+
+
+def _settle(value):
+    """ijson's exact numbers as the fast path gives them: decimals that fit a double as
+    floats, integers no 64-bit type holds as WideInt."""
+    kind = type(value)
+    if kind is Decimal:
+        number = float(value)
+        return value if math.isinf(number) else number
+    if kind is int:
+        return value if INT64_MIN <= value <= UINT64_MAX else WideInt(value)
+    if kind is dict:
+        for key, item in value.items():
+            if type(item) is not str:
+                value[key] = _settle(item)
+    elif kind is list:
+        value[:] = map(_settle, value)
+    return value
+
+
+def _parsed_events(source, what, tally):
     """Every event of the body through ijson, with a precise error for a bad body."""
+    limit = sys.get_int_max_str_digits() if hasattr(sys, "get_int_max_str_digits") else 0
     try:
-        with open_body(path) as body:
+        with open_body(source) as body:
             head = body.read(4096).lstrip(WHITESPACE)
             while not head and (more := body.read(4096)):
                 head = more.lstrip(WHITESPACE)
@@ -124,15 +419,23 @@ def _parsed_events(path, what):
             shown = "is empty" if not head else f"starts with {head[:1]!r}"
             raise BundleFormatError(f"{what} is not a JSON array of events (its body "
                                     f"{shown}).")
-        with open_body(path) as body:
-            for row, event in enumerate(ijson.items(body, "item", use_float=True)):
+        if limit:  # yajl crashes the process on an integer Python would refuse as too long
+            sys.set_int_max_str_digits(0)
+        with open_body(source) as body:
+            for row, event in enumerate(ijson.items(_MendedReader(body, tally), "item")):
                 if type(event) is not dict:
                     raise BundleFormatError(f"{what} row {row} is a "
                                             f"{type(event).__name__}, not an event object.")
-                yield event
+                yield _settle(event)
     except ijson.JSONError as exc:
         # yajl's message spans lines and quotes the body; its first line says enough.
         cause = str(exc).splitlines()[0] if str(exc) else "parse error"
         if "premature EOF" in cause:
             raise BundleFormatError(f"{what} ends before its JSON array does.") from None
         raise BundleFormatError(f"{what} is not valid JSON ({cause}).") from None
+    except UnicodeDecodeError:
+        raise BundleFormatError(f"{what} is not valid JSON (its text is not UTF-8).") \
+            from None
+    finally:
+        if limit:
+            sys.set_int_max_str_digits(limit)

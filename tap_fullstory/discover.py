@@ -1,31 +1,25 @@
-"""Discovery: the events stream's catalog, built offline from the declared schema."""
-
-import json
-from importlib import resources
+"""Discovery: the catalog of every declared stream, built offline from streams.py."""
 
 from singer import metadata
 from singer.catalog import Catalog, CatalogEntry
 from singer.schema import Schema
 
-STREAM = "events"
-REPLICATION_KEY = "ExportBundleStop"
-KEY_PROPERTIES = []
-IDENTITY_FIELDS = ("ExportBundleId", "ExportBundleStop", "ExportBundleRow")
+from tap_fullstory.streams import STREAMS
 
 
-def load_schema():
-    """The events stream's JSON schema, as shipped in tap_fullstory/schemas/events.json."""
-    text = resources.files("tap_fullstory").joinpath("schemas/events.json").read_text("utf-8")
-    return json.loads(text)
+def automatic_fields(stream):
+    """Key properties and the replication key: always emitted."""
+    return set(stream.key) | ({stream.replication_key} if stream.replication_key else set())
 
 
-def stream_metadata(schema):
-    """Metadata for the events stream: one `[]` breadcrumb and one entry per field."""
-    automatic = set(KEY_PROPERTIES) | {REPLICATION_KEY}
+def stream_metadata(stream, schema):
+    """One `[]` breadcrumb and one entry per field, as Stitch's conventions ask."""
+    automatic = automatic_fields(stream)
     mdata = metadata.new()
-    mdata = metadata.write(mdata, (), "table-key-properties", list(KEY_PROPERTIES))
-    mdata = metadata.write(mdata, (), "forced-replication-method", "INCREMENTAL")
-    mdata = metadata.write(mdata, (), "valid-replication-keys", [REPLICATION_KEY])
+    mdata = metadata.write(mdata, (), "table-key-properties", list(stream.key))
+    mdata = metadata.write(mdata, (), "forced-replication-method", stream.replication)
+    if stream.replication_key:
+        mdata = metadata.write(mdata, (), "valid-replication-keys", [stream.replication_key])
     mdata = metadata.write(mdata, (), "inclusion", "available")
     for field in schema["properties"]:
         inclusion = "automatic" if field in automatic else "available"
@@ -33,16 +27,19 @@ def stream_metadata(schema):
     return metadata.to_list(mdata)
 
 
-def discover():
-    """The catalog `--discover` prints. Makes no network call."""
-    schema = load_schema()
-    entry = CatalogEntry(
-        tap_stream_id=STREAM,
-        stream=STREAM,
+def catalog_entry(stream):
+    schema = stream.schema()
+    return CatalogEntry(
+        tap_stream_id=stream.name,
+        stream=stream.name,
         schema=Schema.from_dict(schema),
-        key_properties=list(KEY_PROPERTIES),
-        replication_key=REPLICATION_KEY,
-        replication_method="INCREMENTAL",
-        metadata=stream_metadata(schema),
+        key_properties=list(stream.key),
+        replication_key=stream.replication_key,
+        replication_method=stream.replication,
+        metadata=stream_metadata(stream, schema),
     )
-    return Catalog([entry])
+
+
+def discover():
+    """The catalog `--discover` prints: every stream, in sync order. No network call."""
+    return Catalog([catalog_entry(stream) for stream in STREAMS])

@@ -15,12 +15,28 @@ class ConfigError(TapError):
     """The user must fix the config, state or catalog they passed."""
 
 
+class SpoolError(TapError):
+    """spool_dir is missing, not writable or full."""
+
+
 class FatalAPIError(TapError):
-    """FullStory refused the request in a way retrying cannot fix (401, 403, 404)."""
+    """FullStory refused the request in a way retrying cannot fix (401, 403, 404, …)."""
 
     def __init__(self, message, response=None):
         super().__init__(message)
         self.response = response
+
+
+class Forbidden(FatalAPIError):
+    """403: the key lacks a permission or the account an add-on."""
+
+
+class NotFound(FatalAPIError):
+    """404: no such path, bundle, operation or export."""
+
+
+class UnexpectedAnswer(FatalAPIError):
+    """An answer that is not what the API promises (a proxy's page, the wrong host)."""
 
 
 class RetriableAPIError(TapError):
@@ -33,4 +49,4 @@ class RetriableAPIError(TapError):
 
 
 class BundleFormatError(RetriableAPIError):
-    """A downloaded bundle is not a complete JSON array of event objects."""
+    """A downloaded body is not a complete JSON array of event objects (or NDJSON lines)."""

@@ -1,30 +1,49 @@
-"""The bundle feed: downloads each bundle while the previous one is emitted.
+"""Work done ahead on a background thread: downloads while the main thread emits.
 
-A background thread runs the downloads, one bundle ahead of the one being parsed and
-emitted and never more, so at most two bundle files are on disk. Its errors reach the
-consumer in order, after the bundles before them.
+A Prefetcher runs jobs (each makes one item: a downloaded Spool, a page of records, a plan)
+in order on a daemon thread, at most `ahead` items beyond the one the consumer holds, and
+hands them over in order; a job's error arrives after the items before it. The main thread
+waits for items only through STOP, so a stop request ends the wait at once, whatever the
+job is doing (a slow download, a 429 wait): the network never blocks the main thread.
+
+Ownership: the thread running a job owns its item until it is queued; the queue owns it
+until the consumer takes it; then the consumer does. Whoever owns an item when the
+Prefetcher closes closes it (if it has `close`), exactly once.
 """
 
 import queue
 import threading
 
-from tap_fullstory.spool import BundleSpool
+from tap_fullstory.stopping import STOP
 
-SPOOL_FILES = 2  # the bundle being emitted and the one downloading ahead of it
 _DONE = object()
+SLOT_TICK = 0.1  # seconds between looks at `closed` while waiting for a free slot
 
 
-class BundleFeed:
-    """Iterate to get each bundle's BundleSpool, in order; use as a context manager."""
+class _Failure:
+    def __init__(self, exc):
+        self.exc = exc
 
-    def __init__(self, source, bundles, spool_dir=None):
-        self._source, self._bundles, self._spool_dir = source, bundles, spool_dir
-        self._ready = queue.Queue()
-        self._slots = threading.Semaphore(SPOOL_FILES)
-        self._closed = threading.Event()
-        self._current = None  # the spool being downloaded, so close() can remove it
-        self._thread = threading.Thread(target=self._produce, name="bundle-feed",
-                                        daemon=True)
+
+def _close(item):
+    close = getattr(item, "close", None)
+    if close is not None:
+        close()
+
+
+class Prefetcher:
+    """Iterate to get each job's item, in order; use as a context manager."""
+
+    def __init__(self, jobs, ahead=1, name="prefetch"):
+        """`jobs` is a callable returning an iterable of callables, called on the thread
+        (so planning, such as listing bundles, happens there too)."""
+        self._jobs = jobs
+        self._items = queue.Queue()
+        self._slots = threading.Semaphore(ahead + 1)  # + the item the consumer holds
+        self._held = False
+        self._closed = False
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     def __enter__(self):
         self._thread.start()
@@ -34,44 +53,62 @@ class BundleFeed:
         self.close()
 
     def __iter__(self):
-        while True:
-            item = self._ready.get()
-            if item is _DONE:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            try:
-                yield item
-            finally:
-                item.remove()
-                self._slots.release()
+        return self
 
-    def _produce(self):
+    def __next__(self):
+        if self._held:  # the consumer is done with the item it took last
+            self._held = False
+            self._slots.release()
+        item = STOP.get(self._items)
+        if item is _DONE:
+            self._items.put(_DONE)  # later calls end too
+            raise StopIteration
+        if isinstance(item, _Failure):
+            self._items.put(item)
+            raise item.exc
+        self._held = True
+        return item
+
+    def _run(self):
         try:
-            for bundle in self._bundles:
-                self._slots.acquire()
-                spool = self._current = BundleSpool(bundle, self._spool_dir)
-                if self._closed.is_set():
-                    spool.remove()
+            for job in self._jobs():
+                if not self._take_slot():
                     return
-                spool.download(self._source)
-                self._current = None
-                self._ready.put(spool)
-            self._ready.put(_DONE)
+                item = job()
+                if not self._hand_over(item):
+                    return
+            self._hand_over(_DONE)
         except BaseException as exc:  # handed to the consumer, in order
-            self._ready.put(exc)
+            self._hand_over(_Failure(exc))
+
+    def _take_slot(self):
+        while not self._slots.acquire(timeout=SLOT_TICK):
+            if self._closed:
+                return False
+        return not self._closed
+
+    def _hand_over(self, item):
+        with self._lock:
+            if self._closed:
+                _close(item)
+                return False
+            self._items.put(item)
+            return True
 
     def close(self):
-        """Stop downloading and remove every file the feed made that is still on disk."""
-        self._closed.set()
-        current = self._current
-        if current is not None:
-            current.remove()  # the thread may go on writing to it, unlinked
-        self._slots.release()  # let a waiting thread see it is closed
-        while True:
-            try:
-                item = self._ready.get_nowait()
-            except queue.Empty:
-                return
-            if isinstance(item, BundleSpool):
-                item.remove()
+        """Stop taking jobs, and close every item not yet handed to the consumer."""
+        with self._lock:
+            self._closed = True
+            while True:
+                try:
+                    item = self._items.get_nowait()
+                except queue.Empty:
+                    break
+                _close(item)
+
+
+def in_background(job, name="background"):
+    """Run `job` on a daemon thread; its result, its error, or Stopped if a stop is asked
+    while it runs (the job's thread then ends with the process, owning what it made)."""
+    with Prefetcher(lambda: [job], ahead=0, name=name) as one:
+        return next(one)

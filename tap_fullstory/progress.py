@@ -1,10 +1,12 @@
-"""What a person follows on stderr: the plan, one line per bundle, a summary.
+"""What a person follows on stderr: the plan, one line per unit, a line per stream.
 
 One line per bundle keeps a year of daily bundles readable; request-level detail is at
-DEBUG (TAP_FULLSTORY_LOG_LEVEL=DEBUG) and in singer-python's METRIC lines.
+DEBUG (TAP_FULLSTORY_LOG_LEVEL=DEBUG) and in singer-python's METRIC lines. The lines are
+there to plan by: the plan says how long FullStory's download limit alone will take,
+each bundle's line says how far the run is and when it should end, and each stream's last
+line says how much of its time went to waiting for the target to read stdout.
 """
 
-import json
 import logging
 import time
 from datetime import datetime, timezone
@@ -16,35 +18,79 @@ def _moment(unix_seconds):
     return datetime.fromtimestamp(unix_seconds, tz=timezone.utc).strftime("%Y-%m-%d %H:%M")
 
 
-class SyncProgress:
-    """Logs a sync's progress; `clock` is injectable for tests."""
+def duration(seconds):
+    """A span as a person says it: 45 s, 12 min, 3.5 h, 2.1 days."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 36 * 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
 
-    def __init__(self, bundles, unit="bundle", clock=time.monotonic):
-        self.total = len(bundles)
-        self.unit = unit
-        self.clock = clock
+
+class SyncProgress:
+    """Logs one file-based stream's progress; `clock` is injectable for tests.
+
+    `per_minute` is the download limit the units are paced to (None: not paced)."""
+
+    def __init__(self, stream, units, unit="bundle", per_minute=None, clock=time.monotonic):
+        self.stream, self.unit, self.clock = stream, unit, clock
+        self.total = len(units)
+        self.per_minute = per_minute
         self.started = clock()
         self.events = 0
         self.done = 0
-        if bundles:
-            LOGGER.info("%d %s(s) to sync, ending %s … %s UTC.", self.total, unit,
-                        _moment(bundles[0].stop), _moment(bundles[-1].stop))
-        else:
-            LOGGER.info("No new %ss: nothing to sync.", unit)
+        if not units:
+            LOGGER.info("%s: no new %ss, nothing to sync.", stream, unit)
+            return
+        limit = ""
+        if per_minute:
+            floor = (self.total - 1) * 60 / per_minute
+            limit = (f"; FullStory's download limit alone takes at least {duration(floor)} "
+                     f"({self.total} downloads at {per_minute:g} a minute)")
+        LOGGER.info("%s: %d %s(s) to sync, ending %s … %s UTC%s.", stream, self.total, unit,
+                    _moment(units[0].stop), _moment(units[-1].stop), limit)
 
-    def bundle_done(self, spool, emitted, seconds, skipped=0):
-        """One line for a bundle just emitted in full."""
+    def eta(self):
+        """Seconds until the last unit is out: the pace so far, or the download limit if
+        that is slower."""
+        left = self.total - self.done
+        if not left:
+            return 0.0
+        pace = (self.clock() - self.started) / self.done * left
+        if self.per_minute:
+            pace = max(pace, left * 60 / self.per_minute)
+        return pace
+
+    def unit_skipped(self, unit):
+        """A unit passed over by on_bad_bundle: skip (its ERROR line says why)."""
+        self.done += 1
+
+    def unit_done(self, spool, emitted, seconds, skipped=0):
+        """One line for a unit just emitted in full."""
         self.done += 1
         self.events += emitted
-        bundle = spool.bundle
+        unit = spool.unit
         rate = f", {emitted / seconds:,.0f} events/s" if seconds > 0 and emitted else ""
         resumed = f", resumed after row {skipped}" if skipped else ""
-        LOGGER.info("%s %d/%d %s (%s → %s): %s event(s), %.1f MB%s%s.",
-                    self.unit.capitalize(), self.done, self.total, bundle.id,
-                    _moment(bundle.start), _moment(bundle.stop),
-                    f"{emitted:,}", spool.size / 1e6, rate, resumed)
+        left = f"; ETA {duration(self.eta())}" if self.done < self.total else ""
+        LOGGER.info("%s %d/%d %s (%s → %s): %s record(s), %.1f MB%s%s%s.",
+                    self.unit.capitalize(), self.done, self.total, unit.id,
+                    _moment(unit.start), _moment(unit.stop), f"{emitted:,}",
+                    spool.size / 1e6, rate, resumed, left)
 
-    def finished(self, state):
+    def finished(self, waited=0.0):
+        """The stream's last line; `waited` is the seconds spent blocked writing stdout."""
         seconds = self.clock() - self.started
-        LOGGER.info("Done: %d %s(s), %s event(s) in %.1f s. Final state: %s", self.done,
-                    self.unit, f"{self.events:,}", seconds, json.dumps(state))
+        LOGGER.info("%s: %d %s(s), %s record(s) in %.1f s%s.", self.stream, self.done,
+                    self.unit, f"{self.events:,}", seconds, target_share(waited, seconds))
+
+
+def target_share(waited, seconds):
+    """', 80% of it waiting for the target …' when the target set the pace, else ''."""
+    if seconds <= 0 or waited < 0.1 * seconds:
+        return ""
+    share = min(100, round(100 * waited / seconds))
+    return (f", {share}% of it waiting for the target to read stdout (the target sets the "
+            "pace: see the README's \"Loading fast\")")

@@ -1,24 +1,36 @@
-"""Shaping: one decoded event in, one record for the events stream out (or none).
+"""Shaping: one decoded row (an event, an individual, a user, a settings version) in, one
+record for its stream out (or none, for an event before start_date).
 
 What each field needs is worked out once from the schema and the selection, and what an
 event of a given layout (its keys and value types) needs is worked out once per layout,
 so most events cost one lookup, their timestamp checks and a few dictionary moves.
+
+A value goes to the stream's catch-all object (CustomVars for events and individuals,
+other_fields for the account's streams) under its own name when the schema does not
+declare it, or when its type does not fit its column: an integer a 64-bit
+signed column cannot hold, whether decode gave it as a WideInt (beyond 64 bits) or as an
+int above 2**63 - 1, a Decimal (a number beyond a double), a string in an integer field.
 """
 
+import operator
+import struct
 from collections import Counter
 
 import ciso8601
 
 CUSTOM_VARS = "CustomVars"
-EVENT_START = "EventStart"
 NONE_TYPE = type(None)
 TYPES = {"integer": frozenset({int, NONE_TYPE}),
          "number": frozenset({int, float, NONE_TYPE}),
          "string": frozenset({str, NONE_TYPE}),
-         "boolean": frozenset({bool, NONE_TYPE})}
+         "boolean": frozenset({bool, NONE_TYPE}),
+         "object": frozenset({dict, NONE_TYPE}),
+         "array": frozenset({list, NONE_TYPE})}
+NO_UNIT_FIELDS = (None, None, None)
 DATE_TIME = "date-time"
 DROP = "drop"  # declared but not selected
 MAX_PLANS = 4096  # distinct (keys, value types) layouts remembered
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 
 
 def is_date_time(value):
@@ -43,62 +55,89 @@ def _rule(prop):
 
 
 class RecordShaper:
-    """Turns events into records for one schema, selection and start_date."""
+    """Turns rows into records for one schema and selection.
 
-    def __init__(self, schema, emitted_fields, start_date, identity_fields):
-        owned = set(identity_fields) | {CUSTOM_VARS}
+    `catch_all` names the object field for undeclared keys and misfits; `start_field` the
+    timestamp `start_date` filters on (None: no filter); `unit_fields` the (id, stop, row)
+    fields the tap adds from the unit a row came from (None where a stream has none)."""
+
+    def __init__(self, schema, emitted_fields, catch_all=CUSTOM_VARS, start_date=None,
+                 start_field=None, unit_fields=NO_UNIT_FIELDS):
+        id_field, stop_field, row_field = unit_fields
+        owned = {f for f in unit_fields if f} | {catch_all}
         self._rules = {name: (_rule(prop) if name in emitted_fields else DROP)
                        for name, prop in schema["properties"].items() if name not in owned}
-        self._keep_custom = CUSTOM_VARS in emitted_fields
-        self._identity = [f for f in identity_fields if f in emitted_fields]
-        self._row = "ExportBundleRow" in self._identity
+        # Integer columns: a Python int there must also fit in 64 signed bits.
+        self._int64 = {name for name, rule in self._rules.items()
+                       if isinstance(rule, frozenset) and int in rule and float not in rule}
+        self._catch_all = catch_all
+        self._keep_custom = catch_all in emitted_fields
+        self._unit_fields = {role: name for role, name in (("id", id_field),
+                                                          ("stop", stop_field))
+                             if name and name in emitted_fields}
+        self._row = row_field if row_field in emitted_fields else None
         self._plans = {}
+        self._start_field = start_field if start_date is not None else None
         self._start_date = start_date
         self.misfits = Counter()
         self.before_start_date = 0
+        self.unreadable_event_start = 0  # emitted unchecked against start_date
 
-    def identity_values(self, bundle):
-        """The identity fields that go on every record of `bundle`, row excluded."""
-        values = {"ExportBundleId": bundle.id, "ExportBundleStop": bundle.stop_text}
-        return {k: values[k] for k in self._identity if k in values}
+    def identity_values(self, unit):
+        """The fields that go on every record of `unit`, its row number excluded."""
+        values = {"id": unit.id, "stop": unit.stop_text}
+        return {name: values[role] for role, name in self._unit_fields.items()}
 
-    def shape(self, event, identity, row):
-        """The record for `event` at `row` of its bundle, or None if before start_date.
+    def shape(self, event, identity=None, row=None):
+        """The record for `event` at `row` of its unit, or None if before start_date.
 
         Takes `event` over (it becomes the record). Events with the same keys and value
         types share a plan worked out once, so most events cost a lookup and a few moves.
         """
-        start = event.get(EVENT_START)
+        start = event.get(self._start_field) if self._start_field else None
         if type(start) is str:  # parsed once: for start_date and as its own validity check
             try:
                 if ciso8601.parse_rfc3339(start) < self._start_date:
                     self.before_start_date += 1
                     return None
             except ValueError:
+                self.unreadable_event_start += 1
                 return self._shape_each_value(event, identity, row)
-        signature = (tuple(event), tuple(map(type, event.values())))
+        elif start is not None:
+            self.unreadable_event_start += 1
+        signature = (*event, *map(type, event.values()))  # the keys, then their types
         plan = self._plans.get(signature) or self._plan(signature)
-        custom_keys, drop_keys, misfit_keys, date_keys = plan
-        for key in date_keys:
-            if not is_date_time(event[key]):
+        custom_keys, drop_keys, misfit_keys, date_keys, ints, as_int64 = plan
+        try:
+            for key in date_keys:
+                ciso8601.parse_rfc3339(event[key])
+        except ValueError:
+            return self._shape_each_value(event, identity, row)
+        if ints:
+            try:
+                as_int64(*ints(event))
+            except struct.error:  # an int beyond what a bigint column holds
                 return self._shape_each_value(event, identity, row)
         custom = {key: event.pop(key) for key in custom_keys} if custom_keys else None
         for key in drop_keys:
             del event[key]
         for key in misfit_keys:
             self.misfits[key] += 1
-        event.update(identity)
+        if identity:
+            event.update(identity)
         if custom and self._keep_custom:
-            event[CUSTOM_VARS] = custom
+            event[self._catch_all] = custom
         if self._row:
-            event["ExportBundleRow"] = row
+            event[self._row] = row
         return event
 
     def _plan(self, signature):
         """What events with these keys and value types need: (custom, drop, misfit,
-        date-time keys to check)."""
-        custom, drop, misfit, dates = [], [], [], []
-        for key, kind in zip(*signature, strict=True):
+        date-time keys to check, a getter of the ints bound for integer columns, and a
+        packer that refuses any of them beyond 64 signed bits)."""
+        custom, drop, misfit, dates, ints = [], [], [], [], []
+        half = len(signature) // 2
+        for key, kind in zip(signature[:half], signature[half:], strict=True):
             rule = self._rules.get(key)
             if rule is DROP:
                 drop.append(key)
@@ -107,17 +146,24 @@ class RecordShaper:
                 (custom if self._keep_custom else drop).append(key)
                 if rule is not None:
                     misfit.append(key)
-            elif rule is DATE_TIME and kind is str and key != EVENT_START:
+            elif rule is DATE_TIME and kind is str and key != self._start_field:
                 dates.append(key)
+            elif kind is int and key in self._int64:
+                ints.append(key)
         if len(self._plans) >= MAX_PLANS:
             self._plans.clear()
+        getter = packer = None
+        if ints:  # the first key twice, so that the getter returns a tuple even for one key
+            getter = operator.itemgetter(*ints, ints[0])
+            packer = struct.Struct(f"{len(ints) + 1}q").pack  # a C-fast range check of all
         plan = self._plans[signature] = (tuple(custom), tuple(drop), tuple(misfit),
-                                         tuple(dates))
+                                         tuple(dates), getter, packer)
         return plan
 
     def _shape_each_value(self, event, identity, row):
-        """The general path, value by value: for events with an unreadable timestamp."""
-        record = dict(identity)
+        """The general path, value by value: for events with an unreadable timestamp or an
+        integer too big for its column."""
+        record = dict(identity or {})
         custom = {}
         rules = self._rules
         for key, value in event.items():
@@ -132,13 +178,28 @@ class RecordShaper:
                 else:
                     custom[key] = value
                     self.misfits[key] += 1
-            elif type(value) in rule:
+            elif type(value) in rule and (type(value) is not int or key not in self._int64
+                                          or INT64_MIN <= value <= INT64_MAX):
                 record[key] = value
             else:
                 custom[key] = value
                 self.misfits[key] += 1
         if custom and self._keep_custom:
-            record[CUSTOM_VARS] = custom
+            record[self._catch_all] = custom
         if self._row:
-            record["ExportBundleRow"] = row
+            record[self._row] = row
         return record
+
+    def report(self, logger):
+        """Log what a run did not emit as it came: the end-of-run lines."""
+        if self.before_start_date:
+            logger.info("%d event(s) earlier than start_date were not emitted.",
+                        self.before_start_date)
+        fate = (f"went to {self._catch_all}" if self._keep_custom
+                else f"were dropped, as {self._catch_all} is not selected")
+        for field, count in sorted(self.misfits.items()):
+            logger.warning("%d value(s) of %s did not fit its type and %s.", count, field, fate)
+        if self.unreadable_event_start:
+            logger.warning("%d event(s) had an %s that is not an RFC 3339 timestamp; they "
+                           "were emitted, as start_date cannot be checked for them.",
+                           self.unreadable_event_start, self._start_field)

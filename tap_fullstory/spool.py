@@ -1,91 +1,143 @@
-"""Spooling: a bundle's body is saved to a temporary file before it is parsed.
+"""Spooling: a unit's body is saved to a temporary file before it is parsed.
 
 Downloading at network speed and parsing from disk means a slow target never holds an
-HTTP connection open for the length of a multi-GB bundle. Each file is locked (flock) for
-as long as its run uses it; a run killed with SIGKILL cannot remove its files, so the next
-run removes spool files that no live process holds.
+HTTP connection open for the length of a multi-GB bundle. The file holds the bytes exactly
+as they came over the wire (compressed), and it has no name: it is unlinked as it is
+created (O_TMPFILE on Linux), so the kernel frees it however the run ends, SIGKILL
+included, and no other run ever has to sweep up after this one.
 """
 
-import fcntl
-import glob
+import errno
 import logging
 import os
 import tempfile
-import time
 from datetime import datetime, timezone
 
 from singer.utils import strftime
 
+from tap_fullstory.errors import SpoolError
+
 LOGGER = logging.getLogger(__name__)
-PATTERN = "tap-fullstory-*.body"
-ABANDONED_AFTER = 60  # seconds without a write before an unlocked file counts as abandoned
+MB = 1e6
 
 
-def sweep_abandoned(spool_dir=None, now=time.time):
-    """Remove spool files left by killed runs: unlocked and untouched for a minute."""
-    removed = 0
-    for path in glob.glob(os.path.join(spool_dir or tempfile.gettempdir(), PATTERN)):
+def spool_dir_of(configured):
+    """The directory spool files go to: `spool_dir`, or the system's temporary one."""
+    return configured or tempfile.gettempdir()
+
+
+def free_bytes(directory):
+    """Bytes an unprivileged writer may still use in `directory`'s filesystem."""
+    stats = os.statvfs(directory)
+    return stats.f_bavail * stats.f_frsize
+
+
+def check_spool_dir(configured):
+    """Raise SpoolError unless a spool file can be made in the spool directory."""
+    directory = spool_dir_of(configured)
+    try:
+        with tempfile.TemporaryFile(dir=directory, prefix="tap-fullstory-"):
+            pass
+    except OSError as exc:
+        raise SpoolError(_unusable(directory, exc)) from None
+
+
+def _unusable(directory, exc):
+    if isinstance(exc, FileNotFoundError):
+        problem = "does not exist"
+    elif isinstance(exc, NotADirectoryError):
+        problem = "is not a directory"
+    elif isinstance(exc, PermissionError):
+        problem = "is not writable by this user"
+    else:
+        problem = f"cannot hold a spool file ({exc.strerror or exc})"
+    return (f"spool_dir {directory} {problem}: point spool_dir at a writable directory "
+            "with room for two bundles (compressed).")
+
+
+class Spool:
+    """A unit's body in an anonymous file. One owner at a time: whoever holds the Spool
+    closes it, exactly once."""
+
+    def __init__(self, unit, spool_dir=None, what=None):
+        self.unit = unit
+        self.what = what or f"Bundle {unit.id}"
+        self.directory = spool_dir_of(spool_dir)
         try:
-            if now() - os.stat(path).st_mtime < ABANDONED_AFTER:
-                continue
-            handle = os.open(path, os.O_RDONLY)
-        except FileNotFoundError:
-            continue
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            continue  # another run is using it
-        else:
-            os.unlink(path)
-            removed += 1
-        finally:
-            os.close(handle)
-    if removed:
-        LOGGER.info("Removed %d spool file(s) left by an earlier run that was killed.", removed)
-    return removed
-
-
-class BundleSpool:
-    """A bundle's body on disk; removed when the `with` block ends, however it ends."""
-
-    def __init__(self, bundle, spool_dir=None):
-        self.bundle = bundle
-        self._lock, self.path = tempfile.mkstemp(prefix=f"tap-fullstory-{bundle.id}-",
-                                                 suffix=".body", dir=spool_dir)
-        fcntl.flock(self._lock, fcntl.LOCK_EX)  # released by remove(), or by our death
+            self.file = tempfile.TemporaryFile(dir=self.directory, prefix="tap-fullstory-")
+        except OSError as exc:
+            raise SpoolError(_unusable(self.directory, exc)) from None
         self.size = 0
+        self.expected = None
+        self.content_type = None
         self.time_extracted = None
         self.export_ref = None  # the Segment export the body came from, for STATE
         self.restarted = False  # True when a saved export expired and was made anew
 
-    @classmethod
-    def fetch(cls, source, bundle, spool_dir=None):
-        """Create a spool file for `bundle` and download its body into it."""
-        spool = cls(bundle, spool_dir)
-        spool.download(source)
-        return spool
+    def begin(self, expected=None, content_type=None):
+        """Start (or restart) the body; `expected` is its size on the wire, if known."""
+        self.file.seek(0)
+        self.file.truncate()
+        self.size = 0
+        self.expected, self.content_type = expected, content_type
+        if expected:
+            free = free_bytes(self.directory)
+            if free < expected:
+                raise SpoolError(self._full(free))
 
-    def download(self, source):
+    def write(self, chunk):
         try:
-            with open(self.path, "r+b") as handle:
-                self.size = source.fetch(self, handle)
-        except BaseException:
-            self.remove()
+            self.file.write(chunk)
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise SpoolError(self._full(free_bytes(self.directory))) from None
+            raise SpoolError(f"spool_dir {self.directory} failed a write "
+                             f"({exc.strerror or exc}) while saving {self.what}.") from None
+        self.size += len(chunk)
+
+    def finish(self):
+        """The body is complete: flush it and stamp when it was extracted."""
+        try:
+            self.file.flush()
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise SpoolError(self._full(free_bytes(self.directory))) from None
             raise
         self.time_extracted = strftime(datetime.now(timezone.utc))
-        LOGGER.debug("Downloaded bundle %s (%.1f MB).", self.bundle.id, self.size / 1e6)
+        LOGGER.debug("Downloaded %s (%.1f MB).", self.what, self.size / MB)
 
-    def remove(self):
-        try:
-            os.unlink(self.path)
-        except FileNotFoundError:
-            pass
-        if self._lock is not None:
-            os.close(self._lock)
-            self._lock = None
+    def _full(self, free):
+        needed = (f"needs {self.expected / MB:,.1f} MB" if self.expected
+                  else f"needs more than the {self.size / MB:,.1f} MB written when it filled")
+        return (f"spool_dir {self.directory} is full: {self.what} {needed} and "
+                f"{free / MB:,.1f} MB is free. Free some space or point spool_dir at a larger "
+                "disk, then run again from the last STATE.")
+
+    def open_reader(self):
+        """A new reader of the body from its first byte, for decoding. It shares the
+        Spool's descriptor, which closing the reader leaves open (the Spool owns it)."""
+        os.lseek(self.file.fileno(), 0, os.SEEK_SET)
+        return open(self.file.fileno(), "rb", closefd=False)
+
+    def close(self):
+        if self.file is not None:
+            self.file.close()
+            self.file = None
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc_info):
-        self.remove()
+        self.close()
+
+
+def download(source, unit, spool_dir=None):
+    """A new Spool holding `unit`'s body, fetched by `source`; closed if the fetch fails."""
+    spool = Spool(unit, spool_dir, source.describe(unit))
+    try:
+        spool.size = source.fetch(unit, spool)
+        spool.finish()
+    except BaseException:
+        spool.close()
+        raise
+    return spool

@@ -2,6 +2,7 @@
 
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -10,16 +11,29 @@ from pathlib import Path
 import pytest
 from ciso8601 import parse_rfc3339
 
-from tap_fullstory.discover import IDENTITY_FIELDS
 from tap_fullstory.sandbox.data import SandboxData
 from tap_fullstory.sandbox.faults import Faults
 from tap_fullstory.sandbox.server import SandboxServer
+from tap_fullstory.streams import EVENT_FIELDS as IDENTITY_FIELDS
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 TAP = str(BIN / "tap-fullstory")
 SANDBOX = str(BIN / "tap-fullstory-sandbox")
 API_KEY = "test-key-5f3a9c0e7b1d"  # searched for in every output the tests capture
+CHAOS_SEED = int(os.environ.get("TAP_FULLSTORY_CHAOS_SEED")
+                 or random.SystemRandom().randrange(2**32))
+
+
+def pytest_report_header(config):
+    return (f"chaos seed: {CHAOS_SEED} (replay with "
+            f"TAP_FULLSTORY_CHAOS_SEED={CHAOS_SEED} make test)")
+
+
+@pytest.fixture
+def chaos_seed():
+    """The seed the random stop and kill instants come from (printed in the header)."""
+    return CHAOS_SEED
 
 
 def tool(name, venv):
@@ -50,6 +64,27 @@ def sandbox():
 
 
 @pytest.fixture
+def small_disk(tmp_path):
+    """small_disk(bytes): a directory on a tmpfs of that size, unmounted afterwards."""
+    mounts = []
+
+    def mount(size):
+        if os.geteuid() != 0:
+            pytest.fail("mounting a small tmpfs (a full disk, for real) needs root; CI runs "
+                        "as root: run `make test` as root")
+        path = tmp_path / f"disk-{len(mounts)}"
+        path.mkdir()
+        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                       check=True)
+        mounts.append(path)
+        return path
+
+    yield mount
+    for path in mounts:
+        subprocess.run(["umount", "-l", str(path)], check=True)
+
+
+@pytest.fixture
 def write_config(tmp_path):
     def write(url, **settings):
         # Pacing is off unless a test asks for it: the sandbox limits only when told to.
@@ -73,9 +108,28 @@ def run_tap(*args, timeout=120):
     return result
 
 
+def spool_files_held(pid, spool_dir):
+    """The spool files process `pid` holds open in `spool_dir`: anonymous ones show as
+    "<dir>/#<inode> (deleted)" in /proc, named ones by their name."""
+    held = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except FileNotFoundError:
+            continue  # closed while we looked
+        if target.startswith(str(spool_dir) + os.sep):
+            held.append(target)
+    return held
+
+
 def messages(stdout):
     """Every Singer message in a tap's stdout (bytes), in order."""
     return [json.loads(line) for line in stdout.decode("utf-8").splitlines() if line]
+
+
+def schema_of(msgs, stream="events"):
+    """The SCHEMA message a run wrote for `stream`."""
+    return next(m for m in msgs if m["type"] == "SCHEMA" and m["stream"] == stream)
 
 
 def records(msgs):
@@ -156,7 +210,7 @@ def nth_state(n, predicate=lambda value: True):
 
 
 def in_progress(value):
-    return "in_progress" in value["bookmarks"]["events"]
+    return "in_progress" in value["bookmarks"].get("events", {})
 
 
 def set_md(stream, breadcrumb, key, value):
@@ -173,10 +227,11 @@ def select(stream, fields=None):
         set_md(stream, ["properties", name], "selected", fields is None or name in fields)
 
 
-def edited_catalog(tmp_path, config, edit):
-    """The catalog --discover prints, with `edit(stream)` applied, saved; its path."""
+def edited_catalog(tmp_path, config, edit, stream="events"):
+    """The catalog --discover prints, with `edit(entry)` applied to `stream`'s entry, saved;
+    its path."""
     discovered = json.loads(run_tap("--config", config, "--discover").stdout)
-    edit(discovered["streams"][0])
+    edit(next(s for s in discovered["streams"] if s["tap_stream_id"] == stream))
     path = tmp_path / "catalog.json"
     path.write_text(json.dumps(discovered))
     return str(path)

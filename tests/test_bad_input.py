@@ -95,8 +95,8 @@ def test_catalog_without_events_syncs_nothing_and_says_so(tmp_path):
     result = run_tap("--config", config, "--catalog", catalog)
     assert result.returncode == 0
     assert records(messages(result.stdout)) == []
-    assert "The catalog has no 'events' stream (run --discover for one that has): nothing " \
-           "to sync." in result.stderr.decode()
+    assert 'The catalog selects no stream (set "selected": true on a stream\'s [] ' \
+           "breadcrumb): nothing to sync." in result.stderr.decode()
 
 
 def test_a_bad_state_is_caught_before_anything_is_written(tmp_path):

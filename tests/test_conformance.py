@@ -14,7 +14,7 @@ from conftest import (
     select,
     states,
 )
-from tap_fullstory.state import format_stop
+from tap_fullstory.units import format_stop
 
 
 def discovered(write_config, url):
@@ -25,8 +25,8 @@ def discovered(write_config, url):
 
 def test_discovery(sandbox, write_config):
     catalog = discovered(write_config, "http://127.0.0.1:9")  # offline: nothing listens
-    [stream] = catalog["streams"]
-    assert stream["tap_stream_id"] == stream["stream"] == "events"
+    stream = next(s for s in catalog["streams"] if s["tap_stream_id"] == "events")
+    assert stream["stream"] == "events"
     root = [m for m in stream["metadata"] if m["breadcrumb"] == []]
     assert len(root) == 1
     assert set(root[0]["metadata"]) == {"table-key-properties", "forced-replication-method",
@@ -56,8 +56,9 @@ def test_all_fields_selected_every_field_appears(sandbox, write_config, tmp_path
     path = edited_catalog(tmp_path, config, select)
     got = records(messages(run_tap("--config", config, "--catalog", path).stdout))
     seen = set().union(*got)
-    assert seen == set(discovered(write_config, server.url)["streams"][0]["schema"][
-        "properties"])
+    events = next(s for s in discovered(write_config, server.url)["streams"]
+                  if s["tap_stream_id"] == "events")
+    assert seen == set(events["schema"]["properties"])
 
 
 def test_later_start_date_is_a_strict_subset(sandbox, write_config):

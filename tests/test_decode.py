@@ -1,9 +1,13 @@
 import gzip
+import io
 import json
+from decimal import Decimal
 
+import orjson
 import pytest
 
-from tap_fullstory.decode import iter_events
+from tap_fullstory import decode
+from tap_fullstory.decode import WideInt, iter_events
 from tap_fullstory.errors import BundleFormatError
 
 EVENTS = [{"UserId": 9007199254740993, "EventStart": "2026-01-01T00:00:00.123Z",
@@ -100,3 +104,246 @@ def test_bad_ndjson_lines_are_named(tmp_path, body, message):
     path.write_bytes(body)
     with pytest.raises(BundleFormatError, match=message):
         list(iter_events(str(path), 1, layout="ndjson", what="Window 1"))
+
+
+# Awkward events as raw JSON text (json.dumps cannot write 1e400 or keep a lone
+# surrogate as written), each with the exact value every path must give.
+HUGE_DIGITS = "7" * 5000  # more digits than Python's int() reads from text
+AWKWARD_EXACT = [
+    (r'{"a": "x},{y", "n": 1}', {"a": "x},{y", "n": 1}),
+    (r'{"nested": {"deep": [1, {"y": "},{"}]}, "list": [{"a": 1}, {"b": 2}]}',
+     {"nested": {"deep": [1, {"y": "},{"}]}, "list": [{"a": 1}, {"b": 2}]}),
+    (r'{"u": "é 👋 \u00e9\n\"q\" \/ \\"}', {"u": 'é 👋 é\n"q" / \\'}),
+    (r'{"big": 18446744073709551621, "neg": -9223372036854775809}',
+     {"big": WideInt(18446744073709551621), "neg": WideInt(-9223372036854775809)}),
+    (r'{"u64": 18446744073709551615, "i63": 9223372036854775808, "max": 9223372036854775807}',
+     {"u64": 18446744073709551615, "i63": 9223372036854775808, "max": 9223372036854775807}),
+    (r'{"min": -9223372036854775808, "wide": [100000000000000000000000000000, -1]}',
+     {"min": -9223372036854775808, "wide": [WideInt(10**29), -1]}),
+    ('{"huge": ' + HUGE_DIGITS + "}", {"huge": WideInt(int(Decimal(HUGE_DIGITS)))}),
+    (r'{"f": 6.75, "g": 1e-7, "h": 1.0, "real": 4, "z": -0.0, "tiny": 1e-400}',
+     {"f": 6.75, "g": 1e-7, "h": 1.0, "real": 4, "z": -0.0, "tiny": 0.0}),
+    (r'{"inf": 1e400, "ninf": -1E+400, "ok": 1.5e300}',
+     {"inf": Decimal("1e400"), "ninf": Decimal("-1E+400"), "ok": 1.5e300}),
+    (r'{"high": "a\ud83db", "low": "\udc4b", "pair": "\ud83d\udc4b"}',
+     {"high": "a\ufffdb", "low": "\ufffd", "pair": "👋"}),
+    (r'{"escaped": "\\ud83d", "then_lone": "\\\ud83d", "high_high": "\ud83d\ud83d\udc4b"}',
+     {"escaped": "\\ud83d", "then_lone": "\\\ufffd", "high_high": "\ufffd👋"}),
+    (r'{"split": "\\ud83d\udc4b", "\ud800key": 1}', {"split": "\\ud83d\ufffd", "\ufffdkey": 1}),
+    (r'{"s": "\ud83d", "list": [{"a": 1}, {"b": "},{"}], "t": 12345678901234567890123}',
+     {"s": "\ufffd", "list": [{"a": 1}, {"b": "},{"}], "t": WideInt(12345678901234567890123)}),
+    (r'{"digits_in_text": "order 123456789012345678901234567890", "n": 2.5}',
+     {"digits_in_text": "order 123456789012345678901234567890", "n": 2.5}),
+    (r'{"dashes": "--------------------", "float_big": 1e19}',
+     {"dashes": "--------------------", "float_big": 1e19}),
+]
+LONE_SURROGATES = 7  # in AWKWARD_EXACT
+AWKWARD_WANT = [value for _, value in AWKWARD_EXACT] + EVENTS
+
+
+def assert_same(got, want):
+    """Equal, with the same types all the way down (6.75 is not 6.75 as a Decimal)."""
+    assert type(got) is type(want), (got, want)
+    if type(want) is dict:
+        assert list(got) == list(want)
+        for key in want:
+            assert_same(got[key], want[key])
+    elif type(want) is list:
+        assert len(got) == len(want)
+        for item, wanted in zip(got, want, strict=True):
+            assert_same(item, wanted)
+    elif isinstance(want, int):
+        assert got == want
+    else:
+        assert repr(got) == repr(want)  # tells -0.0 from 0.0
+
+
+def awkward_bodies():
+    texts = [text for text, _ in AWKWARD_EXACT] + [json.dumps(EVENTS[0])]
+    yield "compact", "[" + ",".join(texts) + "]", AWKWARD_WANT
+    yield "one-per-line", "[\n" + ",\n".join(texts) + "\n]\n", AWKWARD_WANT
+    yield "spaced", "[ " + " ,\n  ".join(texts) + " ]", AWKWARD_WANT
+    for last in (3, 12):  # a wide integer, a surrogate with cuts inside: in the last event
+        order = [i for i in range(len(AWKWARD_EXACT)) if i != last] + [last]
+        yield f"awkward-last-{last}", "[" + ", ".join(AWKWARD_EXACT[i][0] for i in order) + \
+            "]\n", [AWKWARD_EXACT[i][1] for i in order]
+
+
+def fast_path(path):
+    """The splitter alone: its events, and None if it read the whole body itself."""
+    events, tally = [], decode._Tally()
+    with decode.open_body(path) as body:
+        split = decode._split_events(body, tally)
+        while True:
+            try:
+                events.append(next(split))
+            except StopIteration as stop:
+                return events, stop.value, tally.lone_surrogates
+
+
+def ijson_path(path):
+    tally = decode._Tally()
+    return list(decode._parsed_events(path, "Bundle 1", tally)), tally.lone_surrogates
+
+
+@pytest.mark.parametrize("read_bytes", [1 << 18, 61], ids=["big-blocks", "tiny-blocks"])
+@pytest.mark.parametrize("name, text, want", list(awkward_bodies()),
+                         ids=[n for n, _, _ in awkward_bodies()])
+def test_fast_path_and_fallback_agree_on_every_value(tmp_path, monkeypatch, read_bytes,
+                                                      name, text, want):
+    monkeypatch.setattr(decode, "READ_BYTES", read_bytes)
+    path = tmp_path / "bundle.json.gz"
+    path.write_bytes(gzip.compress(text.encode()))
+    fast, stopped_at, fast_lone = fast_path(str(path))
+    slow, slow_lone = ijson_path(str(path))
+    assert stopped_at is None  # the splitter read it all: no event sent it to ijson
+    assert_same(fast, want)
+    assert_same(slow, want)
+    assert fast_lone == slow_lone == LONE_SURROGATES
+
+
+def test_a_piece_too_long_to_be_an_event_hands_over_to_ijson_exactly(tmp_path, monkeypatch):
+    monkeypatch.setattr(decode, "READ_BYTES", 64)
+    monkeypatch.setattr(decode, "MAX_EVENT_BYTES", 100)
+    path = tmp_path / "bundle.body"
+    path.write_bytes(next(awkward_bodies())[1].encode())
+    assert_same(list(iter_events(str(path), 1)), AWKWARD_WANT)
+
+
+def test_ndjson_follows_the_same_rules(tmp_path):
+    path = tmp_path / "export.ndjson.gz"
+    lines = "\n".join(text for text, _ in AWKWARD_EXACT) + "\n"
+    path.write_bytes(gzip.compress(lines.encode()))
+    got = list(iter_events(str(path), 1, layout="ndjson", what="Window 1"))
+    assert_same(got, [value for _, value in AWKWARD_EXACT])
+
+
+def test_lone_surrogates_are_counted_in_one_warning_per_body(tmp_path, caplog):
+    path = tmp_path / "bundle.body"
+    path.write_bytes(b'[{"a": "\\ud83d"}, {"b": "ok"}, {"c": "\\udc00 \\udc01"}]')
+    events = list(iter_events(str(path), 123))
+    assert events == [{"a": "\ufffd"}, {"b": "ok"}, {"c": "\ufffd \ufffd"}]
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == ["Bundle 123: 3 lone surrogate escape(s) in text replaced by U+FFFD."]
+
+
+def test_a_body_without_lone_surrogates_warns_nothing(tmp_path, caplog):
+    path = tmp_path / "bundle.body"
+    path.write_bytes(b'[{"a": "\\ud83d\\udc4b \\\\ud83d"}]')
+    assert list(iter_events(str(path), 1)) == [{"a": "👋 \\ud83d"}]
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+
+
+def test_the_fallback_counts_surrogates_once_after_taking_over(tmp_path, caplog):
+    path = tmp_path / "bundle.body"
+    path.write_bytes(b'[{"a": "\\ud83d"}, {"b": 1}, 7]')
+    with pytest.raises(BundleFormatError, match="row 2 is a int"):
+        list(iter_events(str(path), 5))
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        "Bundle 5: 1 lone surrogate escape(s) in text replaced by U+FFFD."]
+
+
+def normal_events(count):
+    return [{"UserId": 2**62 + i, "EventStart": "2026-01-01T00:00:00.000Z",
+             "EventTargetText": f"button {i}", "EventDuration": i / 8} for i in range(count)]
+
+
+def counted(sizes, function):
+    """`function`, noting in `sizes` how long the text is that it is given."""
+    def wrapper(data, *rest):
+        sizes.append(len(data))
+        return function(data, *rest)
+    return wrapper
+
+
+UNUSUAL = {
+    "lone surrogate": (r'{"EventTargetText": "\ud83d", "n": 1}', {"EventTargetText": "\ufffd",
+                                                                  "n": 1}),
+    "int beyond 64 bits": (r'{"UserId": 18446744073709551621}',
+                           {"UserId": WideInt(18446744073709551621)}),
+    "1e400": (r'{"EventDuration": 1e400}', {"EventDuration": Decimal("1e400")}),
+    "surrogate and cuts inside it": (r'{"a": "\ud83d", "b": [{"c": 1}, {"d": "},{"}]}',
+                                     {"a": "\ufffd", "b": [{"c": 1}, {"d": "},{"}]}),
+}
+
+
+@pytest.mark.parametrize("kind", list(UNUSUAL))
+def test_one_unusual_event_is_read_exactly_alone_and_the_fast_path_goes_on(
+        tmp_path, monkeypatch, kind):
+    monkeypatch.setattr(decode, "READ_BYTES", 4096)  # many blocks after the unusual event
+    text, value = UNUSUAL[kind]
+    before, after = normal_events(3), normal_events(2000)
+    body = ("[" + ",".join([json.dumps(e) for e in before] + [text] +
+                           [json.dumps(e) for e in after]) + "]").encode()
+    path = tmp_path / "bundle.json.gz"
+    path.write_bytes(gzip.compress(body))
+    exact_reads, orjson_bytes = [], []
+    monkeypatch.setattr(decode, "exact_value", counted(exact_reads, decode.exact_value))
+    monkeypatch.setattr(orjson, "loads", counted(orjson_bytes, orjson.loads))
+    monkeypatch.setattr(decode, "_parsed_events", None)  # ijson must not be needed
+    assert list(iter_events(str(path), 1)) == before + [value] + after
+    assert len(exact_reads) <= 2 and sum(exact_reads) < 3 * 4096
+    assert sum(orjson_bytes) < 1.1 * len(body)  # no piece is parsed again and again
+
+
+def test_cuts_inside_one_long_value_are_not_tried_again_and_again(tmp_path, monkeypatch):
+    monkeypatch.setattr(decode, "READ_BYTES", 4096)
+    event = {"items": [{"i": i} for i in range(5000)], "text": "},{" * 500}
+    body = json.dumps([event] + normal_events(10)).encode()
+    path = tmp_path / "bundle.body"
+    path.write_bytes(body)
+    orjson_bytes, exact_bytes = [], []
+    monkeypatch.setattr(orjson, "loads", counted(orjson_bytes, orjson.loads))
+    monkeypatch.setattr(decode, "exact_value", counted(exact_bytes, decode.exact_value))
+    assert list(iter_events(str(path), 1)) == [event] + normal_events(10)
+    assert sum(orjson_bytes) + sum(exact_bytes) < 8 * len(body)
+
+
+@pytest.mark.parametrize("body, message", [
+    (b'[{"a": "\\ud83d", "b": 1}, {"a": 2', "Bundle 5 ends before its JSON array does"),
+    (b'[{"a": 1e400}, {"a": tru}]', "Bundle 5 is not valid JSON"),
+    (b'[{"a": "\xed\xa0\x80"}, {"b": 1}]', "Bundle 5 is not valid JSON \\(its text is not UTF-8"),
+    (b'[{"a": 1}, {"a": NaN}]', "Bundle 5 is not valid JSON"),
+    (b'[{"a": 1}, {"a": 1e400}x]', "Bundle 5 is not valid JSON"),
+    (b'[{"a": 1}, {"a": "\\ud83d", "b": [{"c": 1}, {"d": 2}]}, ]', "Bundle 5 is not valid JSON"),
+    (b'[{"a": "\\ud83d"}, 7]', "Bundle 5 row 1 is a int, not an event object"),
+])
+def test_bad_bodies_with_unusual_events_raise_one_line_errors(tmp_path, body, message):
+    path = tmp_path / "bundle.body"
+    path.write_bytes(body)
+    with pytest.raises(BundleFormatError, match=message) as raised:
+        list(iter_events(str(path), 5))
+    assert "\n" not in str(raised.value)
+
+
+@pytest.mark.parametrize("body", [b'{"a": NaN}\n', b'{"a": "x"} {"b": 1}\n', b'{"a": tru}\n'])
+def test_ndjson_lines_the_exact_reader_refuses_are_named(tmp_path, body):
+    path = tmp_path / "export.ndjson"
+    path.write_bytes(b'{"a": "\\ud83d"}\n' + body)
+    with pytest.raises(BundleFormatError, match="Window 1 line 2 is not valid JSON\\."):
+        list(iter_events(str(path), 1, layout="ndjson", what="Window 1"))
+
+
+def test_mending_keeps_the_length_and_minds_escaped_backslashes():
+    text = rb'"\ud83d \\ud83d \\\ud83d \ud83d\udc4b \udc4b\ud83d \\\\\udfff"'
+    mended, lone = decode.mend_surrogates(text)
+    assert mended == rb'"\ufffd \\ud83d \\\ufffd \ud83d\udc4b \ufffd\ufffd \\\\\ufffd"'
+    assert lone == 5 and len(mended) == len(text)
+
+
+def test_the_mending_reader_never_cuts_an_escape(monkeypatch):
+    monkeypatch.setattr(decode, "READ_BYTES", 3)
+    text = rb'["\ud83d\udc4b", "\\\ud83d", "abc\udc00", "\\\\ud83d"]' * 7
+    reader = decode._MendedReader(io.BytesIO(text), decode._Tally())
+    assert reader.read(0) == b""
+    chunks = iter(lambda: reader.read(65536), b"")
+    assert b"".join(chunks) == decode.mend_surrogates(text)[0]
+
+
+def test_a_value_read_on_past_its_cut_counts_only_its_own_surrogates(tmp_path, caplog):
+    path = tmp_path / "bundle.body"
+    path.write_bytes(b'[{"a": "\\ud83d", "b": [{"c": 1}, {"d": 2}]}, {"e": "\\udc00"}, {"f": 1}]')
+    assert list(iter_events(str(path), 3)) == [
+        {"a": "\ufffd", "b": [{"c": 1}, {"d": 2}]}, {"e": "\ufffd"}, {"f": 1}]
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        "Bundle 3: 2 lone surrogate escape(s) in text replaced by U+FFFD."]

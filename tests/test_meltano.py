@@ -17,7 +17,8 @@ def test_meltano_runs_the_tap_and_resumes_from_its_state(sandbox, tmp_path):
     (project / "meltano.yml").write_text(manifest.replace("-e ../..", f"-e {ROOT}"))
     meltano = tool("meltano", "meltano")
     env = {**os.environ, "TAP_FULLSTORY_API_KEY": "sandbox-key",
-           "TAP_FULLSTORY_BASE_URL": server.url,
+           "TAP_FULLSTORY_BASE_URL": server.url, "TAP_FULLSTORY_API_BASE_URL": server.url,
+           "TAP_FULLSTORY_END_DATE": "2026-01-05T00:00:00Z",
            "TAP_FULLSTORY_MAX_DOWNLOADS_PER_MINUTE": "6000",
            "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false"}
 
@@ -36,5 +37,5 @@ def test_meltano_runs_the_tap_and_resumes_from_its_state(sandbox, tmp_path):
     shutil.rmtree(project / "output")
     (project / "output").mkdir()
     second = meltano_run("run", "tap-fullstory", "target-jsonl")
-    assert "No new bundles: nothing to sync." in second
-    assert list((project / "output").glob("*.jsonl")) == []
+    assert "events: no new bundles, nothing to sync." in second
+    assert list((project / "output").glob("events*.jsonl")) == []

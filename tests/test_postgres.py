@@ -125,8 +125,8 @@ def test_kill_right_after_a_mid_bundle_state_then_resume_appends_each_event_once
     mid_bundle = []
 
     def after_third_mid_bundle_state(message):
-        if message["type"] == "STATE" and "in_progress" in message["value"]["bookmarks"][
-                "events"]:
+        if message["type"] == "STATE" and "in_progress" in message["value"]["bookmarks"].get(
+                "events", {}):
             mid_bundle.append(message)
         return len(mid_bundle) == 3
 

@@ -9,7 +9,9 @@ import pytest
 import requests
 
 from conftest import SANDBOX
+from tap_fullstory.sandbox.account import SandboxAccount
 from tap_fullstory.sandbox.data import DOC_USER_ID, SandboxData
+from tap_fullstory.sandbox.files import BundleDirectory, write_bundles
 from tap_fullstory.sandbox.server import DownloadLimiter
 
 
@@ -114,3 +116,91 @@ def test_documented_address_change_session_is_in_the_first_bundle():
         ("change", "1339 Chestnut Street", "https://example.com/update-address"),
         ("click", "Save Changes", "https://example.com/update-address"),
     ]
+
+
+def test_sessions_are_drawn_from_a_pool_of_people_who_recur_across_bundles():
+    data = SandboxData(bundles=6, events_per_bundle=200)
+    people = {p["IndvId"]: p for p in data.people()}
+    assert data.people() == SandboxData(bundles=6, events_per_bundle=200).people()
+    assert data.people() != SandboxData(seed=2).people()
+    bundles_of, identity_of = {}, {}
+    identity = ("IndvId", "UserId", "UserCreated", "UserAppKey", "UserDisplayName",
+                "UserEmail")
+    for index in range(6):
+        for event in data.events(index):
+            person = people[event["IndvId"]]  # every event belongs to a person of the pool
+            assert {k: event[k] for k in identity} == {k: person[k] for k in identity}
+            identity_of.setdefault(event["IndvId"], set()).add(event["SessionId"])
+            bundles_of.setdefault(event["IndvId"], set()).add(index)
+            if event["EventType"] == "uservar":
+                assert {k: v for k, v in event.items() if k.startswith("user_")} == {
+                    k: v for k, v in person.items() if k.startswith("user_")}
+    assert sum(len(b) >= 3 for b in bundles_of.values()) >= 10
+    assert max(len(sessions) for sessions in identity_of.values()) >= 5
+    assert any(not people[i]["UserAppKey"] for i in bundles_of)  # anonymous ones too
+    assert all(p["UserId"] > 2**53 and p["IndvId"] > 2**53 for p in people.values())
+    assert len({p["UserAppKey"] for p in people.values() if p["UserAppKey"]}) == \
+        sum(1 for p in people.values() if p["UserAppKey"])
+
+
+def test_the_documented_person_is_first_and_only_in_his_documented_session():
+    data = SandboxData(bundles=5, events_per_bundle=200)
+    daniel = data.people()[0]
+    assert (daniel["UserId"], daniel["UserDisplayName"], daniel["user_plan_str"]) == (
+        DOC_USER_ID, "Daniel Falko", "pro")
+    his = [e for i in range(5) for e in data.events(i) if e["UserId"] == DOC_USER_ID]
+    assert len(his) == 6 and all(e["user_plan_str"] == "pro" for e in his)
+
+
+def test_window_individuals_aggregate_only_the_window():
+    data = SandboxData(bundles=3, events_per_bundle=120)
+    first = int(data.start.timestamp())
+    whole = {r["IndvId"]: r for r in data.window_individuals(first, first + 3 * 86400)}
+    days = [{r["IndvId"]: r for r in data.window_individuals(first + d * 86400,
+                                                             first + (d + 1) * 86400)}
+            for d in range(3)]
+    for indv, row in whole.items():
+        assert row["NumEvents"] == sum(day[indv]["NumEvents"] for day in days if indv in day)
+        assert row["LastEventStart"] == max(day[indv]["LastEventStart"] for day in days
+                                            if indv in day)
+
+
+def test_new_flags_reach_the_server_and_the_help_describes_them():
+    help_text = subprocess.run([SANDBOX, "--help"], capture_output=True, text=True,
+                               check=True).stdout
+    for flag in ("--page-size", "--token-spelling", "--segment-seconds", "forbidden-path",
+                 "api-429-every"):
+        assert flag in help_text, flag
+    proc = subprocess.Popen([SANDBOX, "--page-size", "3", "--token-spelling", "alternate",
+                             "--segment-seconds", "0", "--faults", "forbidden-path=/v2/users"],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        url = proc.stdout.readline().split()[-1]
+        headers = {"Authorization": "Bearer sandbox-key"}
+        page = requests.get(url + "/segments/v1", headers=headers).json()
+        assert len(page["segments"]) == 3 and page["next_pagination_token"]
+        assert requests.get(url + "/v2/users", headers=headers).status_code == 403
+        operation = requests.post(url + "/segments/v1/exports", headers=headers, json={
+            "segmentId": "everyone", "type": "TYPE_INDIVIDUAL", "format": "FORMAT_NDJSON",
+            "timeRange": {"start": "", "end": ""}}).json()["operationId"]
+        state = requests.get(f"{url}/operations/v1/{operation}", headers=headers).json()
+        assert state["state"] == "COMPLETED"  # 0 seconds: done at the first poll
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+
+
+def test_bundles_written_to_a_directory_serve_the_same_account(tmp_path):
+    data = SandboxData(bundles=3, events_per_bundle=80, seed=5)
+    served = BundleDirectory(write_bundles(data, tmp_path / "bundles"))
+    assert served.people() == data.people()
+    first = int(data.start.timestamp())
+    window = (first + 3600, first + 2 * 86400)
+
+    def key(event):
+        return json.dumps(event, sort_keys=True)
+    assert sorted(map(key, served.window_events(*window))) == \
+        sorted(map(key, data.window_events(*window)))
+    assert {r["IndvId"]: r for r in served.window_individuals(*window)} == \
+        {r["IndvId"]: r for r in data.window_individuals(*window)}
+    assert SandboxAccount(served).users() == SandboxAccount(data).users()

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from conftest import API_KEY, TAP
+from conftest import API_KEY, TAP, spool_files_held
 
 DEBUG = {**os.environ, "TAP_FULLSTORY_LOG_LEVEL": "DEBUG"}
 
@@ -50,7 +50,7 @@ def test_bad_config_values_never_echo_the_key(tmp_path):
     assert result.returncode == 1
 
 
-def test_temporary_file_names_do_not_hold_the_key(sandbox, write_config, tmp_path):
+def test_temporary_files_have_no_name_to_hold_the_key(sandbox, write_config, tmp_path):
     # 50 bytes a second: the download, and so its spool file, lasts until the tap is stopped
     server = sandbox(bundles=1, events_per_bundle=10, bytes_per_second=50)
     spool = tmp_path / "spool"
@@ -58,12 +58,11 @@ def test_temporary_file_names_do_not_hold_the_key(sandbox, write_config, tmp_pat
     proc = subprocess.Popen([TAP, "--config", write_config(server.url, spool_dir=str(spool))],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        # the spool file is made before the download request goes out
         assert server.wait_for_request("get?id="), "the tap never started a download"
+        held = spool_files_held(proc.pid, spool)
         names = os.listdir(spool)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
-    assert len(names) == 1 and names[0].startswith("tap-fullstory-176722560048-")
-    assert API_KEY not in names[0]
-    assert os.listdir(spool) == []
+    assert len(held) == 1 and API_KEY not in held[0]
+    assert names == [] and os.listdir(spool) == []

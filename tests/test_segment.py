@@ -95,9 +95,10 @@ def test_a_failed_operation_is_one_line_and_a_rerun_completes(segment, tmp_path)
     critical = [line for line in result.stderr.decode().splitlines()
                 if line.startswith("CRITICAL")]
     assert critical == [
-        "CRITICAL FullStory could not export window 2026-01-01t12:00:00.000000z to "
-        "2026-01-01t18:00:00.000000z (operation op-3): sandbox: the export job ran out of "
-        "memory. Run again to retry; the last STATE resumes at this window."]
+        "CRITICAL FullStory could not export window 2026-01-01T12:00:00.000000Z to "
+        "2026-01-01T18:00:00.000000Z (operation op-3): sandbox: the export job ran out of "
+        "memory. Run again to retry; the last STATE resumes at this window. "
+        "(on_bad_bundle: skip would pass over it.)"]
     first = messages(result.stdout)
     assert states(first)[-1]["bookmarks"]["events"] == {
         "ExportBundleStop": "2026-01-01T12:00:00.000000Z"}
@@ -164,3 +165,22 @@ def test_faults_are_survived_exactly_once(segment, faults):
     ids = [identity(r) for r in records(messages(result.stdout))]
     assert len(ids) == len(set(ids)) and set(ids) == set(window_events(server.data))
     assert server.segment.authorized_downloads == 0
+
+
+def test_on_bad_bundle_skip_passes_a_poison_window_over(segment):
+    server, config = segment
+    server.faults = Faults.parse("bad-window=3")
+    result = run_tap("--config", config(max_retries=1, on_bad_bundle="skip"))
+    assert result.returncode == 0, result.stderr.decode()
+    bad = 1767225600 // 3600 * 3600 + 12 * 3600  # the third window: 12:00 to 18:00
+    bad_id = bad * 100 + HOURS
+    ids = [identity(r) for r in records(messages(result.stdout))]
+    expected = {key for key in window_events(server.data) if key[0] != bad_id}
+    assert len(ids) == len(set(ids)) and set(ids) == expected
+    [skipped] = states(messages(result.stdout))[-1]["bookmarks"]["events"]["skipped"]
+    assert skipped["ExportBundleId"] == bad_id
+    assert skipped["reason"].startswith("Window 2026-01-01T12:00:00.000000Z to "
+                                        "2026-01-01T18:00:00.000000Z line 1 is not valid JSON")
+    assert "ERROR Skipped window 2026-01-01T12:00:00.000000Z to 2026-01-01T18:00:00.000000Z: " \
+           "Window 2026-01-01T12:00:00.000000Z to 2026-01-01T18:00:00.000000Z line 1 is not " \
+           "valid JSON" in result.stderr.decode()

@@ -1,19 +1,25 @@
+import io
+import json
+import logging
 from datetime import datetime, timezone
+from decimal import Decimal
+from types import SimpleNamespace
 
 import pytest
 
-from tap_fullstory.bundles import Bundle
-from tap_fullstory.discover import IDENTITY_FIELDS, load_schema
+from tap_fullstory.decode import WideInt, iter_events
+from tap_fullstory.emit import MessageWriter
 from tap_fullstory.shape import RecordShaper, is_date_time
+from tap_fullstory.streams import BY_NAME, EVENT_FIELDS
 
-SCHEMA = load_schema()
+SCHEMA = BY_NAME["events"].schema()
 ALL_FIELDS = set(SCHEMA["properties"])
 START = datetime(2026, 1, 1, 12, tzinfo=timezone.utc)
-BUNDLE = Bundle(id=176722560048, start=1767225600, stop=1767312000)
+BUNDLE = SimpleNamespace(id=176722560048, stop_text="2026-01-02T00:00:00.000000Z")
 
 
 def shaper(fields=ALL_FIELDS, start=START):
-    return RecordShaper(SCHEMA, fields, start, IDENTITY_FIELDS)
+    return RecordShaper(SCHEMA, fields, "CustomVars", start, "EventStart", EVENT_FIELDS)
 
 
 def shape(event, fields=ALL_FIELDS, row=3):
@@ -125,3 +131,113 @@ def test_custom_vars_deselected_drops_undeclared_keys():
     record, s = shape({"EventType": "click", "user_x_str": "y", "UserId": "z"}, fields)
     assert "CustomVars" not in record and "user_x_str" not in record
     assert "UserId" not in record and s.misfits == {"UserId": 1}
+
+
+@pytest.mark.parametrize("value", [2**63, 2**64 - 1, WideInt(2**64 + 5), WideInt(-2**63 - 1),
+                                   -2**63 - 1])
+def test_integers_a_bigint_column_cannot_hold_move_to_custom_vars(value):
+    record, s = shape({"UserId": value, "SessionId": 5, "EventType": "click"})
+    assert "UserId" not in record and record["SessionId"] == 5
+    assert record["CustomVars"] == {"UserId": value}
+    assert type(record["CustomVars"]["UserId"]) is type(value)
+    assert s.misfits == {"UserId": 1}
+
+
+@pytest.mark.parametrize("value", [2**63 - 1, -2**63])
+def test_the_int64_extremes_stay_in_their_column(value):
+    record, s = shape({"UserId": value, "EventType": "click"})
+    assert record["UserId"] == value and not s.misfits
+
+
+def test_a_big_integer_in_a_known_layout_is_caught_each_time():
+    s = shaper()
+    identity = s.identity_values(BUNDLE)
+    records = [s.shape({"UserId": user, "PageId": 7}, identity, row)
+               for row, user in enumerate([1, 2**63, 3])]
+    assert [r.get("UserId") for r in records] == [1, None, 3]
+    assert records[1]["CustomVars"] == {"UserId": 2**63} and records[1]["PageId"] == 7
+    assert s.misfits == {"UserId": 1} and len(s._plans) == 1
+
+
+def test_numbers_beyond_a_double_and_wide_integers_leave_number_columns():
+    record, s = shape({"EventDuration": Decimal("1E+400"), "PageDuration": WideInt(2**70),
+                       "EventCumulativeLayoutShift": 0.25, "evt_total_real": 4})
+    assert record["CustomVars"] == {"EventDuration": Decimal("1E+400"),
+                                    "PageDuration": 2**70, "evt_total_real": 4}
+    assert type(record["CustomVars"]["evt_total_real"]) is int
+    assert record["EventCumulativeLayoutShift"] == 0.25
+    assert s.misfits == {"EventDuration": 1, "PageDuration": 1}
+
+
+@pytest.mark.parametrize("start", ["yesterday", "2026-13-01T00:00:00Z", 1767225600, ["x"]])
+def test_unreadable_event_starts_are_emitted_and_counted(start):
+    s = shaper()
+    record = s.shape({"EventStart": start, "EventType": "click"}, s.identity_values(BUNDLE), 0)
+    assert record["CustomVars"] == {"EventStart": start} and record["EventType"] == "click"
+    assert s.unreadable_event_start == 1 and s.before_start_date == 0
+
+
+def test_missing_or_null_event_start_is_not_unreadable():
+    s = shaper()
+    identity = s.identity_values(BUNDLE)
+    s.shape({"EventType": "click"}, identity, 0)
+    s.shape({"EventStart": None}, identity, 1)
+    s.shape({"EventStart": "2026-01-02T00:00:00Z"}, identity, 2)
+    assert s.unreadable_event_start == 0
+
+
+def run_and_report(caplog, fields, events):
+    s = shaper(fields)
+    identity = s.identity_values(BUNDLE)
+    for row, event in enumerate(events):
+        s.shape(dict(event), identity, row)
+    caplog.set_level(logging.INFO)
+    s.report(logging.getLogger("tap_fullstory.test"))
+    return [(r.levelname, r.getMessage()) for r in caplog.records]
+
+
+EVENTS_TO_REPORT = [{"EventStart": "2026-01-01T00:00:00Z"}, {"EventStart": "soon"},
+                    {"UserId": "x"}, {"UserId": "y"}, {"PageUrl": 7}]
+
+
+def test_report_logs_what_was_not_emitted_as_it_came(caplog):
+    assert run_and_report(caplog, ALL_FIELDS, EVENTS_TO_REPORT) == [
+        ("INFO", "1 event(s) earlier than start_date were not emitted."),
+        ("WARNING", "1 value(s) of EventStart did not fit its type and went to CustomVars."),
+        ("WARNING", "1 value(s) of PageUrl did not fit its type and went to CustomVars."),
+        ("WARNING", "2 value(s) of UserId did not fit its type and went to CustomVars."),
+        ("WARNING", "1 event(s) had an EventStart that is not an RFC 3339 timestamp; they were "
+                    "emitted, as start_date cannot be checked for them."),
+    ]
+
+
+def test_report_says_misfits_were_dropped_when_custom_vars_is_deselected(caplog):
+    lines = run_and_report(caplog, ALL_FIELDS - {"CustomVars"}, EVENTS_TO_REPORT[2:])
+    assert lines == [
+        ("WARNING", "1 value(s) of PageUrl did not fit its type and were dropped, as "
+                    "CustomVars is not selected."),
+        ("WARNING", "2 value(s) of UserId did not fit its type and were dropped, as "
+                    "CustomVars is not selected."),
+    ]
+
+
+def test_report_of_a_clean_run_says_nothing(caplog):
+    assert run_and_report(caplog, ALL_FIELDS, [{"EventStart": "2026-01-02T00:00:00Z"}]) == []
+
+
+def test_wide_values_reach_the_record_line_with_every_digit(tmp_path):
+    path = tmp_path / "bundle.body"
+    path.write_bytes(b'[{"UserId": 18446744073709551621, "SessionId": 9223372036854775808, '
+                     b'"PageId": 5, "EventDuration": 1e400, "EventTargetText": "\\ud83d!", '
+                     b'"evt_n_real": 4, "EventStart": "2026-01-02T00:00:00Z"}]')
+    s, out = shaper(), io.BytesIO()
+    writer = MessageWriter(out)
+    for row, event in enumerate(iter_events(str(path), BUNDLE.id)):
+        writer.write_record(s.shape(event, s.identity_values(BUNDLE), row))
+    writer.flush()
+    line = out.getvalue()
+    assert b'"CustomVars":{"UserId":18446744073709551621,"SessionId":9223372036854775808,' \
+           b'"EventDuration":1E+400,"evt_n_real":4}' in line
+    record = json.loads(line)["record"]
+    assert record["PageId"] == 5 and record["EventTargetText"] == "\ufffd!"
+    assert s.misfits == {"UserId": 1, "SessionId": 1, "EventDuration": 1}

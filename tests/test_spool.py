@@ -1,86 +1,107 @@
-import fcntl
 import os
 import subprocess
-import sys
-import time
 
-from tap_fullstory.bundles import Bundle
-from tap_fullstory.spool import BundleSpool, sweep_abandoned
+import pytest
 
-BUNDLE = Bundle(id=7, start=0, stop=86400)
+from tap_fullstory.errors import SpoolError
+from tap_fullstory.spool import Spool, check_spool_dir, download
+from tap_fullstory.units import Unit
+
+BUNDLE = Unit(id=7, start=0, stop=86400)
+MB = 1_000_000
 
 
 class BodySource:
     def __init__(self, body):
         self.body = body
 
-    def fetch(self, spool, handle):
-        handle.write(self.body)
+    def describe(self, unit):
+        return f"Bundle {unit.id}"
+
+    def fetch(self, unit, spool):
+        spool.begin(len(self.body), "application/json")
+        spool.write(self.body)
         return len(self.body)
 
 
-def test_spool_downloads_and_removes_its_file(tmp_path):
-    with BundleSpool.fetch(BodySource(b"[]"), BUNDLE, str(tmp_path)) as spool:
-        assert open(spool.path, "rb").read() == b"[]" and spool.size == 2
-        assert os.path.basename(spool.path).startswith("tap-fullstory-7-")
-    assert os.listdir(tmp_path) == []
+def test_a_spool_holds_the_body_in_a_file_without_a_name(tmp_path):
+    with download(BodySource(b"[]"), BUNDLE, str(tmp_path)) as spool:
+        with spool.open_reader() as reader:
+            assert reader.read() == b"[]" and spool.size == 2
+        assert os.listdir(tmp_path) == []  # unlinked as it was made
+        target = os.readlink(f"/proc/self/fd/{spool.file.fileno()}")
+        assert target.startswith(str(tmp_path)) and target.endswith(" (deleted)")
+        assert spool.time_extracted.endswith("Z")
+    assert spool.file is None
 
 
-def test_a_failed_download_leaves_no_file(tmp_path):
-    class Broken:
-        def fetch(self, spool, handle):
-            raise OSError("disk full")
+def test_a_failed_download_closes_its_file(tmp_path):
+    made = []
 
-    try:
-        BundleSpool.fetch(Broken(), BUNDLE, str(tmp_path))
-    except OSError:
-        pass
-    assert os.listdir(tmp_path) == []
+    class Broken(BodySource):
+        def fetch(self, unit, spool):
+            made.append(spool)
+            raise ConnectionError("reset")
 
-
-def test_sweep_removes_only_old_files_no_live_process_holds(tmp_path):
-    abandoned = tmp_path / "tap-fullstory-1-abc.body"
-    abandoned.write_bytes(b"[")
-    fresh = tmp_path / "tap-fullstory-2-def.body"
-    fresh.write_bytes(b"[")
-    held = tmp_path / "tap-fullstory-3-ghi.body"
-    held.write_bytes(b"[")
-    other = tmp_path / "unrelated.body"
-    other.write_bytes(b"x")
-    old = time.time() - 3600
-    for path in (abandoned, held, other):
-        os.utime(path, (old, old))
-    # another process holds the lock on `held`, as a running tap does on its files
-    holder = subprocess.Popen([sys.executable, "-c",
-                               "import fcntl, sys; f = open(sys.argv[1], 'rb'); "
-                               "fcntl.flock(f, fcntl.LOCK_EX); print('locked', flush=True); "
-                               "sys.stdin.read()", str(held)],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "locked"
-        assert sweep_abandoned(str(tmp_path)) == 1
-    finally:
-        holder.communicate("")
-    assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "tap-fullstory-2-def.body", "tap-fullstory-3-ghi.body", "unrelated.body"]
+    with pytest.raises(ConnectionError):
+        download(Broken(b""), BUNDLE, str(tmp_path))
+    assert made[0].file is None
 
 
-def test_a_live_spool_is_not_swept(tmp_path):
-    spool = BundleSpool(BUNDLE, str(tmp_path))
-    old = time.time() - 3600
-    os.utime(spool.path, (old, old))
-    # flock locks belong to open file descriptions: a second open in this process cannot
-    # take it either, just as another process could not
-    handle = os.open(spool.path, os.O_RDONLY)
-    try:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            locked_elsewhere = False
-        except BlockingIOError:
-            locked_elsewhere = True
-    finally:
-        os.close(handle)
-    assert locked_elsewhere
-    assert sweep_abandoned(str(tmp_path)) == 0 and os.path.exists(spool.path)
-    spool.remove()
+def test_a_retry_starts_the_body_afresh(tmp_path):
+    with Spool(BUNDLE, str(tmp_path)) as spool:
+        spool.begin()
+        spool.write(b"[1, 2, 3")
+        spool.begin()
+        spool.write(b"[]")
+        spool.finish()
+        with spool.open_reader() as reader:
+            assert reader.read() == b"[]" and spool.size == 2
+
+
+def test_a_full_disk_names_spool_dir_and_what_the_bundle_needed(small_disk):
+    disk = small_disk("1m")
+    with Spool(BUNDLE, str(disk)) as spool:
+        spool.begin()
+        with pytest.raises(SpoolError) as full:
+            for _ in range(20):
+                spool.write(b"x" * 100_000)
+                spool.finish()
+    assert str(full.value).startswith(f"spool_dir {disk} is full: Bundle 7 needs more than "
+                                      "the ")
+    assert "Free some space or point spool_dir at a larger disk" in str(full.value)
+    assert os.listdir(disk) == []
+
+
+def test_a_body_larger_than_the_free_space_fails_before_it_is_written(small_disk):
+    disk = small_disk("1m")
+    with Spool(BUNDLE, str(disk)) as spool:
+        with pytest.raises(SpoolError, match=f"^spool_dir {disk} is full: Bundle 7 needs "
+                                             "5.0 MB and 1.0 MB is free."):
+            spool.begin(5 * MB)
+
+
+def test_a_missing_spool_dir(tmp_path):
+    missing = tmp_path / "nope"
+    with pytest.raises(SpoolError, match=f"^spool_dir {missing} does not exist: point "
+                                         "spool_dir at a writable directory"):
+        check_spool_dir(str(missing))
+
+
+def test_a_spool_dir_that_is_a_file(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(SpoolError, match="is not a directory"):
+        check_spool_dir(str(tmp_path / "file"))
+
+
+def test_a_read_only_spool_dir(small_disk):
+    disk = small_disk("1m")
+    subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+    with pytest.raises(SpoolError, match=f"^spool_dir {disk} cannot hold a spool file "
+                                         "\\(Read-only file system\\)"):
+        check_spool_dir(str(disk))
+
+
+def test_a_usable_spool_dir_passes_and_keeps_nothing(tmp_path):
+    check_spool_dir(str(tmp_path))
     assert os.listdir(tmp_path) == []

@@ -1,1 +1,2 @@
-"""The sandbox: a FullStory-compatible legacy Data Export server on loopback."""
+"""The sandbox: a FullStory-compatible server on loopback (Data Export, Segment Export and
+the account API) serving one generated account."""

@@ -7,20 +7,29 @@ from datetime import timezone
 
 import ciso8601
 
+from tap_fullstory.sandbox.account_api import SPELLINGS
 from tap_fullstory.sandbox.data import SandboxData
 from tap_fullstory.sandbox.faults import SPEC_HELP, Faults
 from tap_fullstory.sandbox.files import BundleDirectory
-from tap_fullstory.sandbox.server import DEFAULT_API_KEY, SandboxServer, parse_rate
+from tap_fullstory.sandbox.server import (
+    DEFAULT_API_KEY,
+    DEFAULT_PAGE_SIZE,
+    SandboxServer,
+    parse_rate,
+)
 
 
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="tap-fullstory-sandbox",
-        description="A FullStory-compatible Data Export server on 127.0.0.1 serving "
-                    "generated bundles.")
+        description="A FullStory-compatible server on 127.0.0.1 serving one generated "
+                    "account: Data Export bundles, Segment Export (events and "
+                    "individuals), users, segments and recording settings with their "
+                    "history, all on the one URL it prints.")
     parser.add_argument("--port", type=int, default=0, help="port (default: a free one)")
     parser.add_argument("--api-key", default=DEFAULT_API_KEY,
-                        help="key the server accepts (default %(default)s)")
+                        help="key the server accepts, as Basic or Bearer "
+                             "(default %(default)s)")
     parser.add_argument("--bundles", type=int, default=30, help="bundles to serve")
     parser.add_argument("--events-per-bundle", type=int, default=200)
     parser.add_argument("--start", default="2026-01-01T00:00:00Z",
@@ -35,10 +44,37 @@ def build_parser():
                         help="send each bundle body at most this fast (MB/s)")
     parser.add_argument("--segment-polls", type=int, default=2, metavar="N",
                         help="PENDING answers before a Segment export operation completes")
+    parser.add_argument("--segment-seconds", type=_seconds, default=None, metavar="L",
+                        help="a Segment export operation completes L seconds after it was "
+                             "created, however often it is polled, each on its own timer "
+                             "(overrides --segment-polls)")
+    parser.add_argument("--page-size", type=_count, default=DEFAULT_PAGE_SIZE, metavar="N",
+                        help="most items on one page of users, segments or settings "
+                             "history, whatever `limit` asks (default %(default)s, so "
+                             "listings have several pages; 0: only `limit`)")
+    parser.add_argument("--token-spelling", choices=list(SPELLINGS), default="documented",
+                        help="documented: segments and history pages answer "
+                             "nextPaginationToken (users always next_page_token); "
+                             "alternate: next_pagination_token, as FullStory's older "
+                             "documents show")
     parser.add_argument("--from-dir", metavar="DIR",
                         help="serve bundles written by tap_fullstory.sandbox.files."
                              "write_bundles instead of generating them")
     return parser
+
+
+def _count(text):
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is negative")
+    return value
+
+
+def _seconds(text):
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is negative")
+    return value
 
 
 def main(argv=None):
@@ -55,14 +91,15 @@ def main(argv=None):
         data = SandboxData(bundles=args.bundles, events_per_bundle=args.events_per_bundle,
                            start=start, period_hours=args.period_hours, seed=args.seed)
     bandwidth = args.bandwidth * 1_000_000 if args.bandwidth else None
+    # SIGINT and SIGTERM are held from here on (threads inherit that) and taken by sigwait
+    # below, so a signal at any instant, even while the URL is printed, stops the server.
+    stops = {signal.SIGINT, signal.SIGTERM}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stops)
     server = SandboxServer(data, api_key=args.api_key, rate=rate, port=args.port,
                            faults=faults, bytes_per_second=bandwidth,
-                           segment_polls=args.segment_polls)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM stops like Ctrl-C
+                           segment_polls=args.segment_polls,
+                           segment_seconds=args.segment_seconds, page_size=args.page_size,
+                           token_spelling=args.token_spelling).start()
     print(f"tap-fullstory-sandbox listening on {server.url}", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+    signal.sigwait(stops)
+    server.stop()

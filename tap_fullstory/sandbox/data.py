@@ -1,9 +1,11 @@
 """Generated Data Export bundles: realistic, deterministic, served by the sandbox.
 
 Bundle `i` covers [start + i*period, start + (i+1)*period). Its events are generated from
-(seed, i) alone, so tests can regenerate exactly what the server sends.
+(seed, i) alone, so tests can regenerate exactly what the server sends. Each session is
+one of the account's people (account.py), so people recur across sessions and bundles.
 """
 
+import copy
 import gzip
 import io
 import json
@@ -11,9 +13,21 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-DOC_USER_ID = 7277135327093248123          # int64 ids above 2**53, as FullStory's are
+import ciso8601
+
+from tap_fullstory.sandbox.account import (
+    DOC_EMAIL,
+    DOC_USER_ID,
+    custom_properties,
+    documented_person,
+    identity,
+    people_pool,
+    rfc3339,
+)
+
+__all__ = ["DOC_EMAIL", "DOC_USER_ID", "SandboxData", "documented_session", "individuals",
+           "rfc3339"]
 DOC_SESSION_ID = 6541880918402351317
-DOC_EMAIL = "daniel.falko@example.com"
 NEWER_NAMES = {"PageAgent": "PageUserAgent", "EventTargetSelectorTok": "EventTargetSelector"}
 
 BROWSERS = [("Chrome", "131.0.6778.86", "Desktop", "Windows", "Windows"),
@@ -27,11 +41,6 @@ TEXTS = ["Add to cart", "Buy now 🛒", "Ünïcödé “quotes” — ok", 'Say 
 CUSTOM_NAMES = ["Order Completed", "Coupon Applied", "Signup ✅"]
 
 
-def rfc3339(moment):
-    """Millisecond RFC 3339 UTC, the way FullStory writes timestamps."""
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
 @dataclass(frozen=True)
 class SandboxData:
     """The bundles one sandbox serves."""
@@ -41,6 +50,7 @@ class SandboxData:
     start: datetime = datetime(2026, 1, 1, tzinfo=timezone.utc)
     period_hours: int = 24
     seed: int = 1
+    encoding: str = "mixed"  # or "content-encoding": every body gzip as HTTP content coding
 
     def exports(self):
         """LIST entries for every bundle, oldest first."""
@@ -68,15 +78,27 @@ class SandboxData:
         count = 0
         sessions = [documented_session(bundle_start + timedelta(minutes=90))] if index == 0 \
             else []
+        drawn = self._pool()[1:]  # the documented person has only his documented session
         while count < self.events_per_bundle:
             if not sessions:
                 offset = rng.randrange(0, max(1, span - 3_600_000))
-                sessions.append(_session(rng, bundle_start + timedelta(milliseconds=offset)))
+                sessions.append(_session(rng, bundle_start + timedelta(milliseconds=offset),
+                                         rng.choice(drawn)))
             for event in sessions.pop():
                 if count == self.events_per_bundle:
                     return
                 count += 1
                 yield event
+
+    def people(self):
+        """The account's people (copies): identity fields as events carry them (IndvId,
+        UserId, UserCreated, UserAppKey, UserDisplayName, UserEmail; the strings empty for
+        anonymous people) plus their custom `user_*` properties. The first is the person
+        of the documented session; sessions are drawn from the others."""
+        return copy.deepcopy(list(self._pool()))
+
+    def _pool(self):
+        return people_pool(self.seed, self.start)
 
     def window_events(self, start, stop):
         """The events a Segment Export of [start, stop) (unix seconds) returns, in order,
@@ -88,11 +110,13 @@ class SandboxData:
         for index in range(max(0, (start - first) // period - 1),
                            min(self.bundles, (stop - first) // period + 1)):
             for event in self.events(index):
-                moment = datetime.strptime(event["EventStart"], "%Y-%m-%dT%H:%M:%S.%fZ")
-                millis = int(moment.replace(tzinfo=timezone.utc).timestamp() * 1000)
-                if begin_ms <= millis < end_ms:
+                if begin_ms <= event_millis(event) < end_ms:
                     events.append({NEWER_NAMES.get(k, k): v for k, v in event.items()})
         return events
+
+    def window_individuals(self, start, stop):
+        """The rows a TYPE_INDIVIDUAL Segment Export of [start, stop) returns, in order."""
+        return individuals(self.window_events(start, stop), self._pool())
 
     def open_body(self, index):
         """(binary stream, size, headers) of bundle `index`, for the server."""
@@ -112,13 +136,71 @@ class SandboxData:
         else:
             text = json.dumps(events, indent=2, ensure_ascii=ascii_only)
         raw = text.encode("utf-8")
-        kind = index % 4
+        kind = 2 if self.encoding == "content-encoding" else index % 4
         if kind == 0:    # a gzip file as the payload
             return gzip.compress(raw, mtime=0), {"Content-Type": "application/gzip"}
         if kind == 2:    # gzip as HTTP content coding
             return gzip.compress(raw, mtime=0), {"Content-Type": "application/json",
                                                   "Content-Encoding": "gzip"}
         return raw, {"Content-Type": "application/json"}
+
+
+def event_millis(event):
+    """An event's EventStart in unix milliseconds."""
+    return int(ciso8601.parse_rfc3339(event["EventStart"]).timestamp() * 1000)
+
+
+LAST_FIELDS = {"LastSessionStart": "SessionStart", "LastEventStart": "EventStart",
+               "LastPage": "PageUrl", "LastIp": "PageIp", "LastLatLong": "PageLatLong",
+               "LastBrowser": "PageBrowser", "LastDevice": "PageDevice",
+               "LastPlatform": "PagePlatform", "LastOperatingSystem": "PageOperatingSystem"}
+ACTIVE_GAP_MS = 5000  # a longer pause between two events of a session counts as idle
+
+
+def individuals(events, people=()):
+    """TYPE_INDIVIDUAL rows: one per person in `events`, in the order they first appear.
+
+    The aggregates cover only `events` (the export's time range), not all time: sessions,
+    pages and events counted, TotalSec the sum of each session's first-to-last event span,
+    ActiveSec the same without pauses over 5 s, the Last* fields from the person's latest
+    event (absent when that event lacks the field). Uid is absent for anonymous people;
+    their DisplayName and Email are "" as in their events. The person's custom `user_*`
+    properties come from `people` (by IndvId), else from the events' own values.
+    """
+    known = {person["IndvId"]: person for person in people}
+    seen = {}
+    for event in events:
+        moment = event_millis(event)
+        row = seen.setdefault(event["IndvId"], {"sessions": {}, "pages": set(), "events": 0,
+                                                "last": (moment, event), "props": {}})
+        row["sessions"].setdefault(event["SessionId"], []).append(moment)
+        row["pages"].add(event.get("PageId"))
+        row["events"] += 1
+        if moment >= row["last"][0]:
+            row["last"] = (moment, event)
+        if event["IndvId"] not in known:
+            row["props"].update(custom_properties(event))
+    return [_individual(indv, row, known.get(indv)) for indv, row in seen.items()]
+
+
+def _individual(indv_id, row, person):
+    last = row["last"][1]
+    who = person or last
+    out = {"IndvId": indv_id, "Created": who["UserCreated"]}
+    if who["UserAppKey"]:
+        out["Uid"] = who["UserAppKey"]
+    total = active = 0
+    for moments in row["sessions"].values():
+        moments.sort()
+        total += moments[-1] - moments[0]
+        active += sum(min(b - a, ACTIVE_GAP_MS) for a, b in zip(moments, moments[1:], strict=False))
+    out.update({"DisplayName": who["UserDisplayName"], "Email": who["UserEmail"],
+                "NumSessions": len(row["sessions"]), "NumPages": len(row["pages"]),
+                "NumEvents": row["events"], "TotalSec": total // 1000,
+                "ActiveSec": active // 1000})
+    out.update({name: last[field] for name, field in LAST_FIELDS.items() if field in last})
+    out.update(custom_properties(person) if person else row["props"])
+    return out
 
 
 def _ids(rng):
@@ -153,7 +235,7 @@ def _page_fields(rng, url, page_start, mobile):
     return fields
 
 
-def _event(rng, kind):
+def _event(rng, kind, person):
     event = {"EventType": kind}
     if kind == "click":
         event.update({"EventTargetText": rng.choice(TEXTS),
@@ -193,10 +275,7 @@ def _event(rng, kind):
                       "EventWebSourceFileUrl": "https://example.com/static/checkout.js",
                       "EventModError": 1})
     elif kind == "uservar":
-        event.update({"user_plan_str": rng.choice(["free", "pro"]), "user_seats_int": 3,
-                      "user_mrr_real": 49.5, "user_beta_bool": True,
-                      "user_tags_strs": ["vip", "naïve"], "user_trial_end_date":
-                      "2026-02-01T00:00:00.000Z"})
+        event.update(custom_properties(person))
     elif kind == "pageview":
         event.update({"page_category_str": "checkout", "page_experiment.arm_str": "B",
                       "page_scores_reals": [0.5, 1, 2.25]})
@@ -209,16 +288,10 @@ KINDS = ["click", "click", "click", "change", "navigate", "load", "request", "cu
          "exception", "uservar", "pageview", "console_message", "thrash", "highlight"]
 
 
-def _session(rng, session_start):
-    """A visitor's session: one to three pages, several events each."""
-    anonymous = rng.random() < 0.3
+def _session(rng, session_start, person):
+    """A session of `person`: one to three pages, several events each."""
     mobile = rng.random() < 0.15
-    user = {"IndvId": _ids(rng), "UserId": _ids(rng),
-            "UserCreated": rfc3339(session_start - timedelta(days=rng.randrange(0, 400))),
-            "UserAppKey": "" if anonymous else f"user-{rng.randrange(10**5)}",
-            "UserDisplayName": "" if anonymous else rng.choice(["Zoë Ærøskøbing", "Ana",
-                                                                "O'Brien \"Bob\""]),
-            "UserEmail": "" if anonymous else f"u{rng.randrange(10**4)}@example.com"}
+    user = identity(person)
     session = {"SessionId": _ids(rng), "SessionStart": rfc3339(session_start)}
     events, moment = [], session_start
     for _ in range(rng.randrange(1, 4)):
@@ -226,7 +299,7 @@ def _session(rng, session_start):
         page = _page_fields(rng, rng.choice(PAGES), page_start, mobile)
         for _ in range(rng.randrange(2, 9)):
             moment += timedelta(milliseconds=rng.randrange(50, 20000))
-            event = {**user, **session, **page, **_event(rng, rng.choice(KINDS))}
+            event = {**user, **session, **page, **_event(rng, rng.choice(KINDS), person)}
             event["EventStart"] = rfc3339(moment)
             event["EventPageOffset"] = int((moment - page_start).total_seconds() * 1000)
             event["EventSessionOffset"] = int((moment - session_start).total_seconds() * 1000)
@@ -238,9 +311,7 @@ def _session(rng, session_start):
 
 def documented_session(start):
     """The address-change session from FullStory's and Stitch's documentation."""
-    user = {"IndvId": 5766471436111872123, "UserId": DOC_USER_ID,
-            "UserCreated": "2025-06-01T12:00:00.000Z", "UserAppKey": "user-1339",
-            "UserDisplayName": "Daniel Falko", "UserEmail": DOC_EMAIL,
+    user = {**identity(documented_person()),
             "SessionId": DOC_SESSION_ID, "SessionStart": rfc3339(start),
             "PageBrowser": "Chrome", "PageDevice": "Desktop", "PagePlatform": "Windows",
             "PageUserAgent": "Mozilla/5.0 (Windows NT 10.0) Chrome/131.0",

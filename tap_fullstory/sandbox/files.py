@@ -4,12 +4,17 @@
 JSON array, as FullStory's exports come); `BundleDirectory` serves them back.
 """
 
+import copy
 import gzip
 import json
 import os
+from datetime import datetime
 from pathlib import Path
 
 import orjson
+
+from tap_fullstory.sandbox.account import people_pool
+from tap_fullstory.sandbox.data import NEWER_NAMES, event_millis, individuals
 
 MANIFEST = "exports.json"
 GZIP_HEADERS = {"Content-Type": "application/gzip"}
@@ -29,7 +34,8 @@ def write_bundles(data, directory, compresslevel=6):
                 out.write((b",\n" if number else b"") + orjson.dumps(event))
             out.write(b"\n]\n")
         os.replace(partial, path)
-    (directory / MANIFEST).write_text(json.dumps({"exports": exports}))
+    generator = {"seed": data.seed, "start": data.start.isoformat()}
+    (directory / MANIFEST).write_text(json.dumps({"exports": exports, "generator": generator}))
     return directory
 
 
@@ -38,7 +44,12 @@ class BundleDirectory:
 
     def __init__(self, directory):
         self.directory = Path(directory)
-        self._exports = json.loads((self.directory / MANIFEST).read_text())["exports"]
+        manifest = json.loads((self.directory / MANIFEST).read_text())
+        self._exports = manifest["exports"]
+        # Directories written before the manifest named its generator have no people.
+        generator = manifest.get("generator") or {}
+        self.seed = generator.get("seed", 1)
+        self._start = generator.get("start")
 
     def exports(self):
         return list(self._exports)
@@ -52,3 +63,28 @@ class BundleDirectory:
     def open_body(self, index):
         path = self.directory / f"{self._exports[index]['Id']}.json.gz"
         return open(path, "rb"), path.stat().st_size, dict(GZIP_HEADERS)
+
+    def people(self):
+        """The generator's people (see SandboxData.people), if the manifest names it."""
+        if self._start is None:
+            return []
+        return copy.deepcopy(list(people_pool(self.seed, datetime.fromisoformat(self._start))))
+
+    def window_events(self, start, stop):
+        """The events of [start, stop) (unix seconds), in file order, newer field names."""
+        events = []
+        for export in self._exports:
+            if export["Start"] >= stop or export["Stop"] <= start:
+                continue
+            with gzip.open(self.directory / f"{export['Id']}.json.gz", "rb") as lines:
+                for line in lines:
+                    line = line.strip().rstrip(b",")
+                    if line in (b"[", b"]", b""):
+                        continue
+                    event = orjson.loads(line)
+                    if start * 1000 <= event_millis(event) < stop * 1000:
+                        events.append({NEWER_NAMES.get(k, k): v for k, v in event.items()})
+        return events
+
+    def window_individuals(self, start, stop):
+        return individuals(self.window_events(start, stop), self.people())

@@ -1,56 +1,36 @@
-"""The sandbox HTTP server: FullStory's legacy LIST and GET on 127.0.0.1."""
+"""The sandbox HTTP server: one loopback host for every FullStory API it fakes.
 
-import gzip
-import io
+Data Export (data_export.py), Segment Export (segment_export.py) and the account API
+(account_api.py) share this server's plumbing: routing, auth (`Basic <key>` or
+`Bearer <key>`), the injected faults and the answer helpers.
+"""
+
 import json
-import math
+import re
 import socket
 import struct
 import sys
 import threading
 import time
-from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
-import ciso8601
-import orjson
-
+from tap_fullstory.sandbox import account_api, data_export, segment_export
+from tap_fullstory.sandbox.account import SandboxAccount
+from tap_fullstory.sandbox.account_api import SPELLINGS, PageTokens
 from tap_fullstory.sandbox.data import SandboxData
-from tap_fullstory.sandbox.faults import Faults
-from tap_fullstory.sandbox.segment import SegmentExports
+from tap_fullstory.sandbox.data_export import DownloadLimiter
+from tap_fullstory.sandbox.faults import PROXY_PAGE, Faults
+from tap_fullstory.sandbox.segment_export import SegmentExports
 
-LIST_PATH = "/api/v1/export/list"
-GET_PATH = "/api/v1/export/get"
-EXPORTS_PATH = "/segments/v1/exports"
-OPERATIONS_PREFIX = "/operations/v1/"
-SEARCH_PREFIX = "/search/v1/exports/"
-DOWNLOAD_PREFIX = "/download/"
-PAGE_SIZE = 20
+__all__ = ["DEFAULT_API_KEY", "PROXY_PAGE", "DownloadLimiter", "SandboxServer", "parse_rate"]
+
 STREAM_CHUNK = 1 << 16
 DEFAULT_API_KEY = "sandbox-key"
-
-
-class DownloadLimiter:
-    """At most `limit` downloads in any `window` seconds, as FullStory's GET allows."""
-
-    def __init__(self, limit=2, window=60.0, clock=time.monotonic):
-        self.limit, self.window, self.clock = limit, window, clock
-        self._times = deque()
-        self._lock = threading.Lock()
-
-    def acquire(self):
-        """0 if a download may start now, else the whole seconds until one may."""
-        if not self.limit:
-            return 0
-        with self._lock:
-            now = self.clock()
-            while self._times and now - self._times[0] >= self.window:
-                self._times.popleft()
-            if len(self._times) < self.limit:
-                self._times.append(now)
-                return 0
-            return max(1, math.ceil(self._times[0] + self.window - now))
+DEFAULT_PAGE_SIZE = 7  # small, so every paged listing has several pages
+ROUTES = [(method, re.compile(pattern), handler, api)
+          for method, pattern, handler, api in
+          data_export.ROUTES + segment_export.ROUTES + account_api.ROUTES]
 
 
 def parse_rate(text):
@@ -68,12 +48,22 @@ def parse_rate(text):
 
 
 class SandboxServer(ThreadingHTTPServer):
-    """Serves one SandboxData; `url` is its base_url for the tap."""
+    """Serves one SandboxData and the account around it; `url` is its base_url for the tap.
+
+    segment_seconds: a Segment export completes that long after it was created (instead
+    of after segment_polls polls), on segment_clock. page_size caps every page of the
+    account API; token_spelling "alternate" answers segments and history pages with
+    `next_pagination_token`.
+    """
 
     daemon_threads = True
 
     def __init__(self, data=None, api_key=DEFAULT_API_KEY, rate=(2, 60.0), port=0,
-                 faults=None, bytes_per_second=None, segment_polls=2):
+                 faults=None, bytes_per_second=None, segment_polls=2, segment_seconds=None,
+                 segment_clock=time.monotonic, page_size=DEFAULT_PAGE_SIZE,
+                 token_spelling="documented"):
+        if token_spelling not in SPELLINGS:
+            raise ValueError(f"token_spelling must be one of {', '.join(SPELLINGS)}")
         super().__init__(("127.0.0.1", port), SandboxHandler)
         self.data = data or SandboxData()
         self.api_key = api_key
@@ -81,9 +71,15 @@ class SandboxServer(ThreadingHTTPServer):
         self.bytes_per_second = bytes_per_second  # per download; None = as fast as it goes
         self.limiter = DownloadLimiter(*rate)
         self.exports = self.data.exports()
-        self.segment = SegmentExports(polls=segment_polls)
+        self.segment = SegmentExports(polls=segment_polls, seconds=segment_seconds,
+                                      clock=segment_clock)
+        self.account = SandboxAccount(self.data)
+        self.tokens = PageTokens()
+        self.page_size = page_size
+        self.token_spelling = token_spelling
         self.requests = []  # (path, status) of every answered request, for tests
         self.request_arrived = threading.Event()  # set when the first request comes in
+        self.stopping = threading.Event()  # ends stalled answers when the server stops
         self._answered = threading.Condition()
         self._thread = None
 
@@ -104,24 +100,40 @@ class SandboxServer(ThreadingHTTPServer):
             return self._answered.wait_for(
                 lambda: any(fragment in path for path, _ in self.requests), timeout)
 
+    def authorized(self, header):
+        return header in (f"Basic {self.api_key}", f"Bearer {self.api_key}")
+
     @property
     def url(self):
         return f"http://127.0.0.1:{self.server_address[1]}"
 
     def start(self):
         """Serve in a background thread (tests); returns self."""
-        self._thread = threading.Thread(target=self.serve_forever, daemon=True)
+        # A short poll interval makes stop() quick; tests start and stop many servers.
+        self._thread = threading.Thread(target=self.serve_forever, args=(0.05,), daemon=True)
         self._thread.start()
         return self
 
     def stop(self):
+        self.stopping.set()
         self.shutdown()
         self.server_close()
         if self._thread:
             self._thread.join()
 
 
+def route(method, path):
+    """(handler, its path arguments, its API) for a request, or None."""
+    for want, pattern, handler, api in ROUTES:
+        match = pattern.fullmatch(path)
+        if match and want == method:
+            return handler, match.groups(), api
+    return None
+
+
 class SandboxHandler(BaseHTTPRequestHandler):
+    """One request: `query` (last value of each parameter) and `payload` for handlers."""
+
     server: SandboxServer
     protocol_version = "HTTP/1.1"
 
@@ -129,121 +141,41 @@ class SandboxHandler(BaseHTTPRequestHandler):
         pass
 
     def do_GET(self):
-        parts = urlsplit(self.path)
-        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-        faults = self.server.faults
-        self.server.request_arrived.set()
-        if faults.slow:
-            time.sleep(faults.slow)
-        if parts.path.startswith(DOWNLOAD_PREFIX):
-            return self._download(parts.path[len(DOWNLOAD_PREFIX):])
-        if self.headers.get("Authorization") != f"Basic {self.server.api_key}":
-            return self._json(401, {"code": "unauthenticated", "message": "bad API key"})
-        status = faults.status_now(faults.count("request"))
-        if status:
-            return self._json(status, {"code": "injected", "message": f"injected {status}"})
-        if parts.path == LIST_PATH:
-            if faults.list_429_now(faults.count("list")):
-                return self._json(429, {"code": "rate_limited"}, {"Retry-After": "1"})
-            return self._list(query)
-        if parts.path == GET_PATH:
-            return self._get(query)
-        if parts.path.startswith(OPERATIONS_PREFIX):
-            answer = self.server.segment.poll(parts.path[len(OPERATIONS_PREFIX):])
-            if answer is None:
-                return self._json(404, {"code": "not_found", "message": "no such operation"})
-            return self._json(200, answer)
-        if parts.path.startswith(SEARCH_PREFIX) and parts.path.endswith("/results"):
-            return self._results(parts.path[len(SEARCH_PREFIX):-len("/results")])
-        return self._json(404, {"code": "not_found", "message": f"no route {parts.path}"})
+        self._handle("GET", b"")
 
     def do_POST(self):
-        parts = urlsplit(self.path)
-        faults = self.server.faults
-        self.server.request_arrived.set()
-        length = int(self.headers.get("Content-Length") or 0)
-        payload = self.rfile.read(length)
-        if self.headers.get("Authorization") != f"Basic {self.server.api_key}":
-            return self._json(401, {"code": "unauthenticated", "message": "bad API key"})
+        self._handle("POST", self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+
+    def _handle(self, method, payload):
+        raw_path, _, query = self.path.partition("?")
+        path = re.sub("/{2,}", "/", raw_path)  # the older public tap asks for //v2/users
+        self.query = {k: v[-1] for k, v in parse_qs(query).items()}
+        self.payload = payload
+        server, faults = self.server, self.server.faults
+        server.request_arrived.set()
+        if faults.slow:
+            time.sleep(faults.slow)
+        found = route(method, path)
+        if found and found[2] == "signed":  # the URL carries its own signature
+            return found[0](self, *found[1])
+        if not server.authorized(self.headers.get("Authorization")):
+            code = "unauthorized" if path.startswith("/v2/") else "unauthenticated"
+            return self.send_error_json(401, code, "bad API key")
         status = faults.status_now(faults.count("request"))
         if status:
-            return self._json(status, {"code": "injected", "message": f"injected {status}"})
-        if parts.path != EXPORTS_PATH:
-            return self._json(404, {"code": "not_found", "message": f"no route {parts.path}"})
-        try:
-            body = json.loads(payload)
-            start = _unix(body["timeRange"]["start"])
-            stop = _unix(body["timeRange"]["end"])
-            assert body["type"] == "TYPE_EVENT" and body["format"] == "FORMAT_NDJSON"
-        except (ValueError, KeyError, TypeError, AssertionError):
-            return self._json(400, {"code": "invalid_argument", "message": "bad export"})
-        operation = self.server.segment.create(start, stop, faults.fail_operation)
-        return self._json(200, {"operationId": operation})
+            return self.send_error_json(status, "injected", f"injected {status}")
+        if faults.forbids(path):
+            return self.send_error_json(403, "permission_denied",
+                                        f"the API key may not read {path}")
+        if found is None:
+            return self.send_error_json(404, "not_found", f"no route {path}")
+        handler, args, api = found
+        if api == "account" and faults.api_429_now(faults.count("api")):
+            return self.send_error_json(429, "too_many_requests", "rate limited",
+                                        {"Retry-After": "1"})
+        return handler(self, *args)
 
-    def _results(self, search_id):
-        window = self.server.segment.results.get(search_id)
-        if window is None:
-            return self._json(404, {"code": "not_found", "message": "export expired"})
-        location = f"{self.server.url}{DOWNLOAD_PREFIX}{search_id}?signature=sandbox"
-        return self._json(200, {"location": location, "expires": "in 5 minutes"})
-
-    def _download(self, search_id):
-        """The temporary location: signed by its URL, so no Authorization header."""
-        segment = self.server.segment
-        if self.headers.get("Authorization") is not None:
-            segment.authorized_downloads += 1
-            return self._json(400, {"code": "InvalidArgument",
-                                    "message": "Only one auth mechanism allowed"})
-        window = segment.results.get(search_id)
-        if window is None:
-            return self._json(404, {"code": "NoSuchKey"})
-        lines = b"".join(orjson.dumps(e) + b"\n" for e in self.server.data.window_events(*window))
-        body = gzip.compress(lines, mtime=0)
-        faults = self.server.faults
-        number = faults.count("download")
-        stream, headers = io.BytesIO(body), {"Content-Type": "application/gzip"}
-        if number == faults.truncate_download:
-            return self._stream(200, stream, len(body) // 2, headers)
-        if number == faults.reset_download:
-            self._stream(200, stream, len(body) // 2, headers, promised=len(body))
-            return self._reset()
-        return self._stream(200, stream, len(body), headers)
-
-    def _list(self, query):
-        try:
-            start = int(query.get("start", "0"))
-        except ValueError:
-            return self._json(400, {"code": "invalid_argument", "message": "bad start"})
-        page = [e for e in self.server.exports if e["Stop"] > start][:PAGE_SIZE]
-        return self._json(200, {"exports": page})
-
-    def _get(self, query):
-        faults = self.server.faults
-        try:
-            index = self.server.data.index_of(int(query.get("id", "")))
-        except ValueError:
-            index = None
-        if index is None or int(query["id"]) == faults.missing_bundle:
-            return self._json(404, {"code": "not_found", "message": "no such bundle"})
-        wait = self.server.limiter.acquire()
-        if wait:
-            return self._json(429, {"code": "rate_limited"}, {"Retry-After": str(wait)})
-        bundle_id = int(query["id"])
-        if bundle_id == faults.bad_json_bundle:
-            html = b"<html>Internal proxy error</html>"
-            return self._send(200, html, {"Content-Type": "text/html"})
-        number = faults.count("download")
-        stream, size, headers = self.server.data.open_body(index)
-        with stream:
-            if number == faults.truncate_download or bundle_id == faults.truncate_bundle:
-                self._stream(200, stream, size // 2, headers)
-            elif number == faults.reset_download:
-                self._stream(200, stream, size // 2, headers, promised=size)
-                self._reset()
-            else:
-                self._stream(200, stream, size, headers)
-
-    def _stream(self, status, stream, size, headers, promised=None):
+    def send_stream(self, status, stream, size, headers, promised=None):
         """Send `size` bytes of `stream` (announcing `promised`), at --bandwidth if set."""
         self._begin(status, headers, promised or size, None if promised is None else "reset")
         rate = self.server.bytes_per_second
@@ -259,18 +191,21 @@ class SandboxHandler(BaseHTTPRequestHandler):
                 if ahead > 0:
                     time.sleep(ahead)
 
-    def _reset(self):
+    def reset_connection(self):
         """Reset the connection (RST), as a broken network does mid-body."""
         self.wfile.flush()
         self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         self.connection.close()
         self.close_connection = True
 
-    def _json(self, status, payload, headers=None):
-        headers = {"Content-Type": "application/json", **(headers or {})}
-        self._send(status, json.dumps(payload).encode(), headers)
+    def send_error_json(self, status, code, message, headers=None):
+        self.send_json(status, {"code": code, "message": message}, headers)
 
-    def _send(self, status, body, headers):
+    def send_json(self, status, payload, headers=None):
+        headers = {"Content-Type": "application/json", **(headers or {})}
+        self.send_bytes(status, json.dumps(payload).encode(), headers)
+
+    def send_bytes(self, status, body, headers):
         self._begin(status, headers, len(body))
         self.wfile.write(body)
 
@@ -282,7 +217,3 @@ class SandboxHandler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.send_header("Content-Length", str(length))
         self.end_headers()
-
-
-def _unix(text):
-    return int(ciso8601.parse_rfc3339(text).timestamp())

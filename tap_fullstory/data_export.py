@@ -1,0 +1,111 @@
+"""FullStory's legacy Data Export API: LIST pages of bundles, GET one bundle's body.
+
+    GET {base_url}/api/v1/export/list?start=<unix s>  -> {"exports": [{Id, Start, Stop}, …]}
+    GET {base_url}/api/v1/export/get?id=<Id>          -> a JSON array of events (maybe gzip)
+
+LIST answers at most 20 bundles whose Stop is after `start`, oldest first. GET is limited to
+2 downloads a minute, which the transport paces.
+"""
+
+import logging
+
+from tap_fullstory.errors import FatalAPIError, UnexpectedAnswer
+from tap_fullstory.units import Unit, format_stop, plan_bundles
+
+LOGGER = logging.getLogger(__name__)
+
+LIST_PATH = "/api/v1/export/list"
+GET_PATH = "/api/v1/export/get"
+PAGE_SIZE = 20
+SETTING = "base_url"
+HINTS = {403: "FullStory refused access (403): the key's account needs the Data Export "
+              "add-on, and the key needs Admin or Architect permission."}
+
+
+def _whole(value):
+    """An integer from LIST, also when a server sends it as "123" or 123.0."""
+    if type(value) is int:
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    raise ValueError(value)
+
+
+def bundle_from(entry):
+    """A LIST entry as a Unit, or a one-line error."""
+    try:
+        return Unit(id=_whole(entry["Id"]), start=_whole(entry["Start"]),
+                    stop=_whole(entry["Stop"]))
+    except (KeyError, TypeError, ValueError):
+        raise FatalAPIError(f"FullStory listed a bundle without integer Id/Start/Stop: "
+                            f"{str(entry)[:200]}") from None
+
+
+class DataExportAPI:
+    """The two endpoints, on the host in `base_url`."""
+
+    page_size = PAGE_SIZE
+
+    def __init__(self, transport, base_url):
+        self.transport = transport
+        self.list_url = base_url + LIST_PATH
+        self.get_url = base_url + GET_PATH
+
+    def __call__(self, start):
+        """One LIST page: the (at most 20) bundles whose Stop is after `start`."""
+        answer = self.transport.json("list", self.list_url, SETTING,
+                                     params={"start": int(start)}, expect="exports",
+                                     hints=HINTS)
+        exports = answer["exports"]
+        if exports is None:
+            return []
+        if not isinstance(exports, list):
+            raise UnexpectedAnswer(f"FullStory's list answer holds 'exports' that is not a "
+                                   f"list ({type(exports).__name__}); check that {SETTING} "
+                                   "points at the Data Export API.")
+        page = [bundle_from(entry) for entry in exports]
+        LOGGER.debug("Listed %d bundle(s) ending after %s.", len(page), format_stop(start))
+        return page
+
+    def download(self, bundle, sink):
+        """GET one bundle's body into `sink`; returns its size on the wire."""
+        hints = {**HINTS, 404: f"FullStory answered 404 Not Found for bundle {bundle.id}: the "
+                               "bundle no longer exists; run again to list bundles afresh."}
+        return self.transport.download(f"bundle {bundle.id}", self.get_url, SETTING, sink,
+                                       params={"id": bundle.id}, paced=True, hints=hints)
+
+
+class BundleSource:
+    """The events stream's units from Data Export: bundles, each one JSON array."""
+
+    layout = "array"
+    unit_name = "bundle"
+
+    def __init__(self, transport, config):
+        self.api = DataExportAPI(transport, config.base_url)
+        self.end = None if config.end_date is None else int(config.end_date.timestamp())
+        self.host = config.base_url
+
+    def plan(self, start):
+        """The bundles with start < Stop <= end_date, oldest first."""
+        return list(plan_bundles(self.api, start, self.end))
+
+    def check(self, start):
+        """`--test`: one line on what there is to sync from `start` (unix seconds)."""
+        bundles = self.plan(start)
+        newest = f"; the newest ends at {bundles[-1].stop_text}" if bundles else ""
+        return (f"{len(bundles)} bundle(s) end after start_date {format_stop(start)}"
+                f"{newest}")
+
+    def describe(self, bundle):
+        return f"Bundle {bundle.id}"
+
+    def describe_period(self, bundle):
+        """The bundle and the period it covers, for lines about it as a whole."""
+        return f"bundle {bundle.id} ({format_stop(bundle.start)} → {format_stop(bundle.stop)})"
+
+    def fetch(self, bundle, spool):
+        """Download `bundle` into `spool`; its size."""
+        return self.api.download(bundle, spool)

@@ -1,0 +1,251 @@
+"""The generated FullStory account behind every API the sandbox serves.
+
+Its people appear in the events (data.py), the TYPE_INDIVIDUAL exports and /v2/users; its
+segments and recording settings (with their version history) in the account API.
+One person is one IndvId everywhere: events carry IndvId, UserId and UserAppKey; an
+individual row has that IndvId and Uid = UserAppKey; a user has id = str(UserId) and
+uid = UserAppKey, and only identified people (a UserAppKey) are users. Names, emails and
+custom properties are the same in all three. Everything is derived from the data's seed.
+"""
+
+import copy
+import random
+import threading
+from datetime import datetime, timedelta, timezone
+from functools import lru_cache
+
+from tap_fullstory.sandbox.settings import GENERATORS, PLATFORMS
+
+DOC_INDV_ID = 5766471436111872123
+DOC_USER_ID = 7277135327093248123          # int64 ids above 2**53, as FullStory's are
+DOC_EMAIL = "daniel.falko@example.com"
+IDENTITY = ("IndvId", "UserId", "UserCreated", "UserAppKey", "UserDisplayName", "UserEmail")
+POOL_SIZE = 40
+ORG = "o-SANDBOX-na1"
+APP = "https://app.fullstory.com/ui/" + ORG
+
+FIRST = ["Zoë", "Ana", "Chidi", "Ólafur", "Mei", "Priya", "Jürgen", "Aiko", "Seán", "Fatima",
+         "Lars", "Noa", "Bob"]
+LAST = ["Ærøskøbing", "O'Brien", "Okafor", "Nakamura", "Schmidt", "Núñez", "García",
+        "Kowalski", 'D"Angelo', "李", "Ng"]
+PLANS = {"free": 0, "pro": 49.5, "team": 250, "enterprise": 1234.75}
+TAGS = ["vip", "naïve", "beta-tester", "café ☕", "eu"]
+CITIES = [("Philadelphia", "US"), ("Zürich", "CH"), ("São Paulo", "BR"), ("東京", "JP"),
+          ("Ålesund", "NO")]
+PROPERTY_PATHS = {"user_mrr_real": ("billing", "mrr"),
+                  "user_trial_end_date": ("billing", "trial_end"),
+                  "user_city_str": ("address", "city"),
+                  "user_country_str": ("address", "country")}
+CREATORS = ["jane@example.com", "raul.nunez@example.com", "ops-bot@example.com"]
+ADMINS = CREATORS + ["Jane (jane@example.com)", "Zoë Ærøskøbing (zoe@example.com)"]
+BUILT_IN_SEGMENTS = [("everyone", "Everyone"), ("identified", "Identified users"),
+                     ("anonymous", "Anonymous users")]
+CUSTOM_SEGMENTS = ["Rage clickers", "Checkout abandoners", "Pricing page visitors",
+                   "Mobile app users", "Enterprise accounts", "Signed up this week",
+                   "Errors on checkout", "Beta testers", "Café ☕ lovers",
+                   "Visited /blog/été", 'High "MRR"', "Trials ending soon"]
+ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+
+
+def rfc3339(moment):
+    """Millisecond RFC 3339 UTC, the way FullStory writes timestamps."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def rfc3339_micro(moment):
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def documented_person():
+    """Daniel Falko, of the address-change session in FullStory's documentation."""
+    return {"IndvId": DOC_INDV_ID, "UserId": DOC_USER_ID,
+            "UserCreated": "2025-06-01T12:00:00.000Z", "UserAppKey": "user-1339",
+            "UserDisplayName": "Daniel Falko", "UserEmail": DOC_EMAIL,
+            "user_plan_str": "pro", "user_seats_int": 3, "user_mrr_real": 49.5,
+            "user_beta_bool": False, "user_tags_strs": ["vip"],
+            "user_city_str": "Philadelphia", "user_country_str": "US"}
+
+
+@lru_cache(maxsize=16)
+def people_pool(seed, start):
+    """The account's people: the documented person first, then generated ones, every third
+    anonymous (empty identity strings). Each is a dict of the identity fields events carry
+    plus its custom `user_*` properties; treat them as read-only."""
+    rng = random.Random(f"{seed}:people")
+    people = [documented_person()]
+    used = {DOC_INDV_ID, DOC_USER_ID, "user-1339"}
+    for number in range(1, POOL_SIZE):
+        anonymous = number % 3 == 0
+        first, last = rng.choice(FIRST), rng.choice(LAST)
+        person = {"IndvId": _unique(used, lambda: rng.randrange(2**53 + 1, 2**63 - 1)),
+                  "UserId": _unique(used, lambda: rng.randrange(2**53 + 1, 2**63 - 1)),
+                  "UserCreated": rfc3339(start - timedelta(days=rng.randrange(1, 400),
+                                                           milliseconds=rng.randrange(86_400_000))),
+                  "UserAppKey": "", "UserDisplayName": "", "UserEmail": ""}
+        if not anonymous:
+            person["UserAppKey"] = _unique(used, lambda: f"user-{rng.randrange(10**5)}")
+            person["UserDisplayName"] = f"{first} {last}"
+            person["UserEmail"] = f"{_ascii(first)}.{number:02d}@example.com"
+        person.update(_properties(rng, start))
+        people.append(person)
+    return tuple(people)
+
+
+def _unique(used, draw):
+    value = draw()
+    while value in used:
+        value = draw()
+    used.add(value)
+    return value
+
+
+def _ascii(name):
+    return name.encode("ascii", "ignore").decode().lower() or "user"
+
+
+def _properties(rng, start):
+    plan = rng.choice(list(PLANS))
+    props = {"user_plan_str": plan, "user_seats_int": rng.choice([1, 2, 3, 5, 12, 250]),
+             "user_mrr_real": PLANS[plan], "user_beta_bool": rng.random() < 0.4,
+             "user_tags_strs": rng.sample(TAGS, rng.randrange(0, 3))}
+    if plan in ("free", "pro"):  # a trial ends only on the smaller plans
+        props["user_trial_end_date"] = rfc3339(start + timedelta(days=rng.randrange(5, 60)))
+    if rng.random() < 0.8:
+        props["user_city_str"], props["user_country_str"] = rng.choice(CITIES)
+    return props
+
+
+def identity(person):
+    """The identity fields every event of `person` carries."""
+    return {key: person[key] for key in IDENTITY}
+
+
+def custom_properties(person):
+    """The `user_*` keys of a person or event (lists copied: values are flat)."""
+    return {key: list(value) if isinstance(value, list) else value
+            for key, value in person.items() if key.startswith("user_")}
+
+
+def user_properties(person):
+    """/v2/users `properties`: the person's custom properties by plain name, some nested
+    (user_plan_str -> plan, user_city_str -> address.city, user_mrr_real -> billing.mrr)."""
+    nested = {}
+    for key, value in custom_properties(person).items():
+        path = PROPERTY_PATHS.get(key) or (key[len("user_"):].rsplit("_", 1)[0],)
+        node = nested
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = value
+    return nested
+
+
+class SandboxAccount:
+    """Users, segments and recording settings of the account a SandboxData's people
+    belong to. Lists and objects returned are copies."""
+
+    def __init__(self, data):
+        exports = data.exports()
+        first = datetime.fromtimestamp(exports[0]["Start"] if exports else 0, timezone.utc)
+        last = datetime.fromtimestamp(exports[-1]["Stop"] if exports else 0, timezone.utc)
+        seed = getattr(data, "seed", 1)
+        people = data.people()
+        self._users = [_user(p, n) for n, p in enumerate(q for q in people if q["UserAppKey"])]
+        self._segments = _segments(random.Random(f"{seed}:segments"), first)
+        self._versions = {}  # (kind, platform) -> [(moment, object)], oldest first
+        self._rngs = {}
+        kinds = [(kind, platform) for kind, platforms in PLATFORMS.items()
+                 for platform in platforms]
+        for number, (kind, platform) in enumerate(kinds):
+            rng = random.Random(f"{seed}:settings:{kind}:{platform}")
+            self._rngs[kind, platform] = rng
+            self._versions[kind, platform] = _history(
+                rng, kind, platform, first - timedelta(days=60), last,
+                ADMINS[number % len(ADMINS)])
+        self._lock = threading.Lock()
+
+    def users(self):
+        return copy.deepcopy(self._users)
+
+    def user(self, user_id):
+        return next((copy.deepcopy(u) for u in self._users if u["id"] == user_id), None)
+
+    def segments(self):
+        return copy.deepcopy(self._segments)
+
+    def current(self, kind, platform="web"):
+        """The newest version of a setting (what its current endpoint answers)."""
+        with self._lock:
+            return copy.deepcopy(self._versions[_key(kind, platform)][-1][1])
+
+    def history(self, kind, platform="web"):
+        """Every version of a setting, newest first."""
+        with self._lock:
+            return [copy.deepcopy(v) for _, v in reversed(self._versions[_key(kind, platform)])]
+
+    def add_version(self, kind, platform="web"):
+        """A newer version of a setting (lastUpdated after every other), now current."""
+        key = _key(kind, platform)
+        with self._lock:
+            versions, rng = self._versions[key], self._rngs[key]
+            moment, previous = versions[-1]
+            moment += timedelta(hours=rng.randrange(1, 72), microseconds=rng.randrange(10**6))
+            created, creator = previous["metadata"]["created"], previous["metadata"]["createdBy"]
+            versions.append((moment, _version(rng, kind, platform, previous, moment, created,
+                                              creator)))
+            return copy.deepcopy(versions[-1][1])
+
+
+def _key(kind, platform):
+    platforms = PLATFORMS[kind]  # KeyError for an unknown kind
+    return kind, platform if platform in platforms else platforms[0]
+
+
+def _user(person, number):
+    """The /v2/users User of an identified person: id is str(UserId), uid its UserAppKey."""
+    user_id = str(person["UserId"])
+    return {"id": user_id, "uid": person["UserAppKey"],
+            "display_name": person["UserDisplayName"], "email": person["UserEmail"],
+            "is_being_deleted": False, "properties": user_properties(person), "schema": None,
+            "type_conflicts": {"seats": ["int", "str"]} if number % 5 == 4 else None,
+            "app_url": f"{APP}/user/{user_id}"}
+
+
+def _segments(rng, first):
+    segments = [{"id": sid, "name": name, "url": f"{APP}/segments/{sid}/people/0"}
+                for sid, name in BUILT_IN_SEGMENTS]
+    moment = first - timedelta(days=300)
+    for name in CUSTOM_SEGMENTS:
+        sid = "".join(rng.choice(ALPHABET) for _ in range(12))
+        moment += timedelta(days=rng.randrange(1, 25), seconds=rng.randrange(86400),
+                            milliseconds=rng.randrange(1000))
+        created = rfc3339(moment) if rng.random() < 0.5 else moment.strftime(
+            "%Y-%m-%dT%H:%M:%SZ")
+        segments.append({"id": sid, "name": name, "creator": rng.choice(CREATORS),
+                         "created": created, "url": f"{APP}/segments/{sid}/people/0"})
+    return segments
+
+
+def _history(rng, kind, platform, low, high, creator):
+    """8 to 13 versions between `low` and `high`, lastUpdated strictly increasing (at least
+    a second apart, so still increasing when written to the millisecond)."""
+    span = (high - low).total_seconds()
+    moments = sorted(low + timedelta(seconds=rng.random() * span, microseconds=rng.randrange(10**6))
+                     for _ in range(rng.randrange(8, 14)))
+    for i in range(1, len(moments)):
+        moments[i] = max(moments[i], moments[i - 1] + timedelta(seconds=1))
+    stamp = rfc3339_micro if rng.random() < 0.5 else rfc3339
+    created = stamp(moments[0])
+    versions, previous = [], None
+    for moment in moments:
+        previous = _version(rng, kind, platform, previous, moment, created, creator)
+        versions.append((moment, previous))
+    return versions
+
+
+def _version(rng, kind, platform, previous, moment, created, creator):
+    stamp = rfc3339_micro if rng.random() < 0.5 else rfc3339
+    body = {k: v for k, v in copy.deepcopy(previous or {}).items() if k != "metadata"}
+    body = GENERATORS[kind](rng, body or None, platform, stamp(moment))
+    body["metadata"] = {"lastUpdated": stamp(moment), "created": created,
+                        "lastUpdatedBy": rng.choice(ADMINS), "createdBy": creator}
+    return body

@@ -1,0 +1,165 @@
+"""The sandbox's account API (api.fullstory.com): users, segments, recording settings.
+
+    GET /v2/users?page_token=…                       {results, total_records, next_page_token}
+    GET /v2/users/{id}                               one User
+    GET /segments/v1?limit=&paginationToken=…        {segments, nextPaginationToken}
+    GET /settings/recording/v1/{kind}                the current version, one bare object
+    GET /settings/recording/v1/{kind}/history?…      {versions (newest first), nextPaginationToken}
+
+Pages hold `limit` items (default 20, at most 100; users take no limit) and never more
+than the server's `page_size`. Tokens are opaque; one the server did not issue for that
+listing answers 400. On the last page users and history omit the token, segments send "".
+With token_spelling "alternate" segments and history answer `next_pagination_token`, as
+FullStory's older documents show.
+"""
+
+import base64
+import hashlib
+import threading
+from urllib.parse import urlencode
+
+from tap_fullstory.sandbox.settings import PLATFORMS
+
+DEFAULT_LIMIT, MAX_LIMIT = 20, 100
+USERS_PAGE = 100  # no page size is documented for /v2/users
+SPELLINGS = {"documented": "nextPaginationToken", "alternate": "next_pagination_token"}
+USER_FILTERS = ("uid", "email", "display_name", "is_identified")
+KINDS = "|".join(PLATFORMS)
+
+
+class PageTokens:
+    """Opaque page tokens, each naming one listing and an offset into it."""
+
+    def __init__(self):
+        self._issued = {}
+        self._lock = threading.Lock()
+
+    def issue(self, scope, offset):
+        digest = hashlib.sha256(f"{scope}\n{offset}".encode()).digest()[:15]
+        token = base64.urlsafe_b64encode(digest).decode()
+        with self._lock:
+            self._issued[token] = (scope, offset)
+        return token
+
+    def offset(self, scope, token):
+        """Where `token` continues `scope` (0 without a token); None if not issued for it."""
+        if not token:
+            return 0
+        with self._lock:
+            issued = self._issued.get(token)
+        return issued[1] if issued and issued[0] == scope else None
+
+
+class BadRequest(ValueError):
+    """A query the real API would refuse with 400 invalid_argument."""
+
+
+def _page(request, scope, items, size, names):
+    """(items on this page, the next page's token or None) for the token in `names`."""
+    token = next((request.query[n] for n in names if request.query.get(n)), "")
+    offset = request.server.tokens.offset(scope, token)
+    if offset is None:
+        raise BadRequest(f"page token {token!r} was not issued for this listing")
+    end = offset + size
+    return items[offset:end], request.server.tokens.issue(scope, end) if end < len(items) \
+        else None
+
+
+def _size(request, limited=True):
+    limit = USERS_PAGE
+    if limited:
+        text = request.query.get("limit", "")
+        try:
+            limit = int(text) if text else DEFAULT_LIMIT
+        except ValueError:
+            raise BadRequest(f"limit {text!r} is not an integer") from None
+        if limit < 0:
+            raise BadRequest(f"limit {limit} is negative")
+        limit = min(limit or DEFAULT_LIMIT, MAX_LIMIT)
+    cap = request.server.page_size
+    return min(limit, cap) if cap else limit
+
+
+def _spelling(request):
+    return SPELLINGS[request.server.token_spelling]
+
+
+def answers_bad_requests(handler):
+    """Turn a BadRequest raised by `handler` into a 400 answer."""
+    def wrapped(request, *args):
+        try:
+            return handler(request, *args)
+        except BadRequest as exc:
+            return request.send_error_json(400, "invalid_argument", str(exc))
+    wrapped.__doc__ = handler.__doc__
+    return wrapped
+
+
+@answers_bad_requests
+def list_users(request):
+    """The identified people; filters uid, email, display_name, is_identified."""
+    wanted = {k: request.query[k] for k in USER_FILTERS if k in request.query}
+    users = [u for u in request.server.account.users() if _matches(u, wanted)]
+    page, token = _page(request, "users?" + urlencode(sorted(wanted.items())), users,
+                        _size(request, limited=False), ("page_token", "pageToken"))
+    answer = {"results": page, "total_records": str(len(users))}
+    if token:
+        answer["next_page_token"] = token
+    return request.send_json(200, answer)
+
+
+def _matches(user, wanted):
+    if wanted.get("is_identified", "true").lower() == "false":
+        return False  # every user listed here is identified
+    return all(user[key] == value for key, value in wanted.items() if key != "is_identified")
+
+
+def get_user(request, user_id):
+    user = request.server.account.user(user_id)
+    if user is None:
+        return request.send_error_json(404, "not_found", f"no user {user_id}")
+    return request.send_json(200, user)
+
+
+@answers_bad_requests
+def list_segments(request):
+    """Built-in and custom segments; filter `creator` (an email)."""
+    creator = request.query.get("creator")
+    segments = [s for s in request.server.account.segments()
+                if creator is None or s.get("creator") == creator]
+    page, token = _page(request, f"segments?creator={creator}", segments, _size(request),
+                        ("paginationToken", "pagination_token"))
+    return request.send_json(200, {"segments": page, _spelling(request): token or ""})
+
+
+@answers_bad_requests
+def current_setting(request, kind):
+    return request.send_json(200, request.server.account.current(kind, _platform(request,
+                                                                                   kind)))
+
+
+@answers_bad_requests
+def setting_history(request, kind):
+    platform = _platform(request, kind)
+    versions = request.server.account.history(kind, platform)
+    page, token = _page(request, f"history/{kind}/{platform}", versions, _size(request),
+                        ("paginationToken", "pagination_token"))
+    answer = {"versions": page}
+    if token:
+        answer[_spelling(request)] = token
+    return request.send_json(200, answer)
+
+
+def _platform(request, kind):
+    """web or mobile for the settings that have both (default web); others ignore it."""
+    platform = request.query.get("platform") or "web"
+    if len(PLATFORMS[kind]) > 1 and platform not in PLATFORMS[kind]:
+        raise BadRequest(f"platform {platform!r} must be web or mobile")
+    return platform if platform in PLATFORMS[kind] else PLATFORMS[kind][0]
+
+
+ROUTES = [("GET", "/v2/users", list_users, "account"),
+          ("GET", "/v2/users/([^/]+)", get_user, "account"),
+          ("GET", "/segments/v1", list_segments, "account"),
+          ("GET", f"/settings/recording/v1/({KINDS})", current_setting, "account"),
+          ("GET", f"/settings/recording/v1/({KINDS})/history", setting_history, "account")]

@@ -1,0 +1,211 @@
+"""FullStory's Segment Export API, on the host in `api_base_url`.
+
+    POST /segments/v1/exports {segmentId, type, format, timeRange} -> {"operationId"}
+    GET  /operations/v1/{operationId}        -> {state, estimatePctComplete, results, …}
+    GET  /search/v1/exports/{id}/results     -> {"location": <signed URL>, "expires"}
+    GET  <location>, without the key         -> gzip NDJSON, one row per line
+
+An export is made per window (TYPE_EVENT rows for events, TYPE_INDIVIDUAL for individuals).
+"""
+
+import logging
+import time
+from datetime import datetime, timezone
+
+import backoff
+
+from tap_fullstory.errors import FatalAPIError, NotFound, UnexpectedAnswer
+from tap_fullstory.units import format_stop, plan_windows
+
+LOGGER = logging.getLogger(__name__)
+
+EXPORTS_PATH = "/segments/v1/exports"
+OPERATIONS_PATH = "/operations/v1/"
+RESULTS_PATH = "/search/v1/exports/{}/results"
+POLL_MAX_SECONDS = 60     # the longest wait between two polls of an export operation
+POLL_GIVE_UP_SECONDS = 6 * 3600
+SETTING = "api_base_url"
+
+
+class ExportFailed(FatalAPIError):
+    """FullStory ended an export operation FAILED."""
+
+
+class ExportExpired(NotFound):
+    """A Segment export's results are gone; the window must be exported again."""
+
+
+def mid_sentence(what):
+    """'Window …' as it reads inside a sentence: 'window …'."""
+    return what[:1].lower() + what[1:]
+
+
+def rfc3339(unix_seconds):
+    return datetime.fromtimestamp(unix_seconds, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class SegmentExportAPI:
+    """The four calls of one export, on the host in `api_base_url`."""
+
+    def __init__(self, transport, base_url, segment_id):
+        self.transport = transport
+        self.base_url = base_url
+        self.segment_id = segment_id
+
+    def create(self, export_type, start, stop, what):
+        """Start an export of [start, stop) (unix seconds); its operationId."""
+        body = {"segmentId": self.segment_id, "type": export_type, "format": "FORMAT_NDJSON",
+                "timeRange": {"start": rfc3339(start), "end": rfc3339(stop)}}
+        answer = self.transport.json(f"create export ({what})", self.base_url + EXPORTS_PATH,
+                                     SETTING, method="POST", body=body, expect="operationId")
+        operation = answer["operationId"]
+        if not isinstance(operation, str) or not operation:
+            raise UnexpectedAnswer(f"FullStory's answer to creating an export of {what} has "
+                                   f"an operationId that is not a string ({operation!r}).")
+        return operation
+
+    def operation(self, operation):
+        """One poll of an export operation: its answer (a JSON object)."""
+        return self.transport.json("export operation", self.base_url + OPERATIONS_PATH +
+                                   operation, SETTING, expect="state")
+
+    def location(self, search_id):
+        """The signed URL of an export's file; ExportExpired once FullStory dropped it."""
+        try:
+            answer = self.transport.json("export results", self.base_url +
+                                         RESULTS_PATH.format(search_id), SETTING,
+                                         expect="location")
+        except FatalAPIError as exc:
+            if exc.response is not None and exc.response.status_code in (404, 410):
+                raise ExportExpired(f"export {search_id} has expired", exc.response) from None
+            raise
+        location = answer["location"]
+        if not isinstance(location, str) or not location:
+            raise UnexpectedAnswer(f"FullStory's results for export {search_id} have no "
+                                   "location.")
+        return location
+
+    def download(self, location, sink, what):
+        """GET the export's file into `sink`, without the key: the URL carries its own
+        signature. A lapsed URL answers 4xx (NotFound or FatalAPIError)."""
+        return self.transport.download(f"export download ({what})", location, SETTING, sink,
+                                       auth=False)
+
+    def probe(self):
+        """`--test`: one authenticated call. An unknown operation answers 404 once the key
+        is accepted."""
+        try:
+            self.transport.json("key check", self.base_url + OPERATIONS_PATH +
+                                "tap-fullstory-test", SETTING)
+        except NotFound:
+            pass
+
+
+class WindowSource:
+    """A file-based stream's units from Segment Export: aligned windows, one export each."""
+
+    layout = "ndjson"
+    unit_name = "window"
+
+    def __init__(self, transport, config, export_type, bookmark, now=time.time):
+        self.api = SegmentExportAPI(transport, config.api_base_url, config.segment_id)
+        self.config, self.export_type, self.bookmark = config, export_type, bookmark
+        self.now = now
+        self.host = config.api_base_url
+        self._exports = {}  # window id -> the export this run reads it from
+
+    def window_id(self, begin):
+        return begin * 100 + self.config.export_window_hours
+
+    def plan(self, start):
+        """Aligned windows from `start` whose end has settled (and is <= end_date)."""
+        end = int(self.now()) - self.config.settle_hours * 3600
+        if self.config.end_date is not None:
+            end = min(end, int(self.config.end_date.timestamp()))
+        return plan_windows(start, end, self.config.export_window_hours, self.window_id)
+
+    def check(self, start):
+        """`--test`: one line on what there is to sync from `start` (unix seconds)."""
+        self.api.probe()
+        windows = self.plan(start)
+        newest = f"; the newest ends at {windows[-1].stop_text}" if windows else ""
+        return (f"{len(windows)} settled {self.config.export_window_hours} h window(s) from "
+                f"start_date {format_stop(start)}{newest}")
+
+    def describe(self, window):
+        return f"Window {format_stop(window.start)} to {format_stop(window.stop)}"
+
+    def describe_period(self, window):
+        """The window, for lines about it as a whole (its name is its period)."""
+        return mid_sentence(self.describe(window))
+
+    def fetch(self, window, spool):
+        """Export `window` (or read the export saved in the state) and download its file
+        into `spool`; returns its size."""
+        what = self.describe(window)
+        saved = self._exports.get(window.id)
+        if saved is None and window.id == self.bookmark.unit_id:
+            saved = self.bookmark.export_ref
+        location = self._location(window, saved, spool, what)
+        try:
+            return self.api.download(location, spool, what)
+        except FatalAPIError:  # the signed location lapsed: ask for a fresh one, once
+            location = self._location(window, spool.export_ref, spool, what)
+            return self.api.download(location, spool, what)
+
+    def _location(self, window, saved, spool, what):
+        """The download location of `window`'s export: the saved one while FullStory still
+        has it, else a new export's. Notes the export on `spool` for the STATE."""
+        search_id = (saved or {}).get("searchExportId")
+        if search_id:
+            try:
+                location = self.api.location(search_id)
+                spool.export_ref = dict(saved)
+                return location
+            except ExportExpired:
+                LOGGER.warning("%s: export %s has expired; exporting the window again. Its "
+                               "rows are sent again from the first, so rows already sent "
+                               "from it may repeat.", what, search_id)
+                spool.restarted = True
+        operation = self.api.create(self.export_type, window.start, window.stop, what)
+        LOGGER.info("%s: export operation %s created.", what, operation)
+        search_id = self._wait_for(operation, what)
+        spool.export_ref = {"operationId": operation, "searchExportId": search_id}
+        # A retry of this window reads this same export, so its rows keep their numbers.
+        self._exports[window.id] = spool.export_ref
+        return self.api.location(search_id)
+
+    def _wait_for(self, operation, what):
+        """Poll the operation until it completes; its searchExportId."""
+        reported = set()
+
+        def pending(answer):
+            if answer.get("state") in ("COMPLETED", "FAILED"):
+                return False
+            percent = answer.get("estimatePctComplete")
+            if percent is not None and percent not in reported:
+                reported.add(percent)
+                LOGGER.info("%s: export %s%% complete.", what, percent)
+            return True
+
+        poll = backoff.on_predicate(
+            backoff.expo, pending, factor=self.config.retry_backoff_seconds,
+            max_value=POLL_MAX_SECONDS, max_time=POLL_GIVE_UP_SECONDS, jitter=None,
+            logger=None)(self.api.operation)
+        answer = poll(operation)
+        state = answer.get("state")
+        if state == "FAILED":
+            details = answer.get("errorDetails") or "no details given"
+            raise ExportFailed(f"FullStory could not export {mid_sentence(what)} (operation "
+                                f"{operation}): "
+                                f"{details}. Run again to retry; the last STATE resumes at "
+                                "this window.")
+        if state != "COMPLETED":
+            raise FatalAPIError(f"Export operation {operation} was still {state} after "
+                                f"{POLL_GIVE_UP_SECONDS // 3600} h; run again later.")
+        results = answer.get("results")
+        search_id = results.get("searchExportId") if isinstance(results, dict) else None
+        if not isinstance(search_id, str) or not search_id:
+            raise UnexpectedAnswer(f"Export operation {operation} completed without a "
+                                   "searchExportId.")
+        return search_id

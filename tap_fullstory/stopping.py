@@ -1,0 +1,69 @@
+"""Clean stops on SIGINT and SIGTERM.
+
+The signal handler only records which signal asked the tap to stop; it never raises. The
+main thread checks the request between rows (`STOP.check()`) and waits only through
+`STOP.wait()` and `STOP.get()`, which look at it every TICK seconds. So a stop never cuts a
+line or lands between a row and its bookkeeping: ordinary code notices it, writes a STATE
+covering exactly what went out, and exits with 128 + the signal number.
+"""
+
+import queue
+import signal
+import time
+
+TICK = 0.05  # seconds between looks at the stop request while waiting
+
+
+class Stopped(BaseException):
+    """Raised by STOP.check() once a stop was asked; a BaseException so that no
+    `except Exception` on the way mistakes it for a failure."""
+
+    def __init__(self, signum):
+        super().__init__(signum)
+        self.signum = signum
+        self.exit_code = 128 + signum
+        self.name = signal.Signals(signum).name
+
+
+class StopRequests:
+    """The one record of whether, and by which signal, the tap was asked to stop."""
+
+    def __init__(self):
+        self.signum = None
+
+    def install(self):
+        """Route SIGINT and SIGTERM here; returns self."""
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, self._record)
+        return self
+
+    def _record(self, signum, frame):
+        if self.signum is None:
+            self.signum = signum
+
+    def check(self):
+        """Raise Stopped if a stop was asked."""
+        if self.signum is not None:
+            raise Stopped(self.signum)
+
+    def wait(self, seconds):
+        """Sleep `seconds`, or raise Stopped as soon as a stop is asked."""
+        deadline = time.monotonic() + seconds
+        while True:
+            self.check()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            time.sleep(min(left, TICK))
+
+    def get(self, items):
+        """The next item of the queue `items`, or Stopped if a stop is asked first."""
+        while True:
+            self.check()
+            try:
+                return items.get(timeout=TICK)
+            except queue.Empty:
+                pass
+
+
+STOP = StopRequests()

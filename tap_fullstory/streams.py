@@ -1,0 +1,101 @@
+"""The streams, declared: what each is, which API reads it, its key and replication.
+
+Discovery, sync, `--about` and the README's stream table all come from STREAMS; a new
+endpoint is one row here plus a schema file in schemas/. STREAMS is also the fixed order
+in which a run syncs what is selected: the account's small streams first, the two large
+file-based ones last, so a long backfill of events never holds the rest back.
+"""
+
+import json
+from dataclasses import dataclass
+from importlib import resources
+
+from tap_fullstory import account_api
+
+EVENT_FIELDS = ("ExportBundleId", "ExportBundleStop", "ExportBundleRow")
+WINDOW_FIELDS = ("ExportWindowId", "ExportWindowStop", None)
+ARCHITECT = "Architect or Admin"
+
+
+@dataclass(frozen=True)
+class Stream:
+    name: str
+    kind: str            # "file" (units spooled and decoded) or "paged" (REST pages)
+    api: object          # the FullStory API that reads it (by source, for events)
+    key: tuple
+    replication: str     # "INCREMENTAL" or "FULL_TABLE"
+    replication_key: str
+    row: str             # what one record is
+    permission: object   # what the API key needs (by source, for events)
+    endpoint: account_api.Endpoint = None  # paged streams
+    unit_fields: tuple = None  # file streams: the unit's (id, stop, row) fields, row optional
+    export_type: str = None    # file streams read through Segment Export: its export type
+    start_field: str = None    # the field start_date filters on
+
+    def access(self, source):
+        """(the API, the permission it needs) for this stream when events come from
+        `source`; only events depend on it."""
+        api, permission = self.api, self.permission
+        if isinstance(api, dict):
+            api, permission = api[source], permission[source]
+        return api, permission
+
+    @property
+    def catch_all(self):
+        """The object field holding every key the schema does not declare."""
+        return "CustomVars" if self.kind == "file" else "other_fields"
+
+    @property
+    def history(self):
+        return self.kind == "paged" and self.replication == "INCREMENTAL"
+
+    def schema(self):
+        """The stream's JSON schema, as shipped in tap_fullstory/schemas/."""
+        text = resources.files("tap_fullstory").joinpath(f"schemas/{self.name}.json")
+        return json.loads(text.read_text("utf-8"))
+
+
+def _current(name, kind, row, permission="Standard"):
+    return Stream(name, "paged", f"GET /settings/recording/v1/{kind}", (), "FULL_TABLE", None,
+                  row, permission, endpoint=account_api.settings(kind))
+
+
+def _history(name, kind, row, permission="Standard"):
+    return Stream(name, "paged", f"GET /settings/recording/v1/{kind}/history",
+                  ("lastUpdated",), "INCREMENTAL", "lastUpdated", row, permission,
+                  endpoint=account_api.settings_history(kind))
+
+
+STREAMS = (
+    Stream("users", "paged", "GET /v2/users", ("id",), "FULL_TABLE", None,
+           "a user FullStory knows (identified with FS.identify)", ARCHITECT,
+           endpoint=account_api.USERS),
+    Stream("segments", "paged", "GET /segments/v1", ("id",), "FULL_TABLE", None,
+           "a segment, built-in (such as everyone) or saved", "Standard",
+           endpoint=account_api.SEGMENTS),
+    _current("block_rules", "blocking", "the current IP, user-agent and app blocking rules"),
+    _current("domain_settings", "domain", "the current domain settings"),
+    _current("privacy_settings", "privacy", "the current privacy settings", "Admin"),
+    _current("recording_features", "features", "the current recording features"),
+    _history("block_rules_history", "blocking", "a version of the blocking rules"),
+    _history("domain_settings_history", "domain", "a version of the domain settings"),
+    _history("geo_settings_history", "geo", "a version of the geo settings"),
+    _history("privacy_settings_history", "privacy", "a version of the privacy settings",
+             "Admin"),
+    _history("recording_features_history", "features",
+             "a version of the recording features"),
+    _history("target_rule_history", "targeting",
+             "a version of the session targeting rules (mobile)"),
+    Stream("individuals", "file", "Segment Export TYPE_INDIVIDUAL windows", ("IndvId",),
+           "INCREMENTAL", "ExportWindowStop",
+           "a person active in a window, with their custom user properties", ARCHITECT,
+           unit_fields=WINDOW_FIELDS, export_type="TYPE_INDIVIDUAL"),
+    Stream("events", "file",
+           {"data_export": "Data Export bundles (GET /api/v1/export/list, …/get)",
+            "segment_export": "Segment Export TYPE_EVENT windows"}, (),
+           "INCREMENTAL", "ExportBundleStop", "a captured event",
+           {"data_export": "the Data Export add-on and Admin or Architect",
+            "segment_export": ARCHITECT},
+           unit_fields=EVENT_FIELDS, export_type="TYPE_EVENT", start_field="EventStart"),
+)
+BY_NAME = {stream.name: stream for stream in STREAMS}

@@ -1,0 +1,279 @@
+"""HTTP to FullStory: the one module that sends requests.
+
+A requests.Session per thread (bodies download in the background while the main thread
+emits), the key as `Authorization: Basic`, the User-Agent, a timeout on every request,
+client-side pacing of downloads, retries with exponential backoff for transient faults, and
+waits on 429s. The API modules (data_export, segment_export, account_api) know paths and
+answers; this one knows HTTP. Its waits sleep, so only background threads call it: the main
+thread waits for them through STOP (see stopping.py).
+"""
+
+import email.utils
+import logging
+import re
+import threading
+import time
+from urllib.parse import urlsplit
+
+import backoff
+import requests
+import urllib3
+from singer import metrics
+
+from tap_fullstory.errors import (
+    FatalAPIError,
+    Forbidden,
+    NotFound,
+    RetriableAPIError,
+    TapError,
+    UnexpectedAnswer,
+)
+from tap_fullstory.pacing import DownloadPacer
+
+LOGGER = logging.getLogger(__name__)
+
+DEFAULT_RETRY_AFTER = 60  # seconds, when a 429 carries no usable Retry-After
+MIN_RETRY_AFTER = 1.0     # however small Retry-After is: never a busy loop
+CHUNK_BYTES = 1 << 20
+SHOWN_BYTES = 60          # how much of an unexpected answer an error quotes
+TRANSIENT = (RetriableAPIError, requests.ConnectionError, requests.Timeout,
+             urllib3.exceptions.HTTPError)
+
+
+class RateLimited(RetriableAPIError):
+    """A 429: wait `retry_after` seconds, then try again; never counts as a failure."""
+
+
+class RetriesExhausted(TapError):
+    """A transient fault that outlasted max_retries."""
+
+
+class RateLimitExhausted(TapError):
+    """429s without a let-up for longer than max_rate_limit_wait."""
+
+
+def retry_after_seconds(response, default=DEFAULT_RETRY_AFTER, now=None):
+    """Seconds to wait from a response's Retry-After (delta-seconds or HTTP-date)."""
+    if response is None:  # a Response is falsy for 4xx/5xx, so test identity, not truth
+        return default
+    value = (response.headers.get("Retry-After") or "").strip()
+    if not value:
+        return default
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return default
+    now = time.time() if now is None else now
+    return max(0.0, when.timestamp() - now)
+
+
+def describe_failure(exc, timeout):
+    """A short, key-free phrase for why a request failed."""
+    if isinstance(exc, TapError):
+        return str(exc)
+    if isinstance(exc, (requests.Timeout, urllib3.exceptions.TimeoutError)):
+        return f"no answer within {timeout:g} s (request_timeout)"
+    if isinstance(exc, (urllib3.exceptions.ProtocolError,
+                        requests.exceptions.ChunkedEncodingError)):
+        return "the connection broke in the middle of the body"
+    text = str(exc)
+    reason = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", text)
+    if reason:
+        return reason.group(1).strip().rstrip(".")
+    if "RemoteDisconnected" in text or "Connection aborted" in text:
+        return "the server closed the connection without an answer"
+    return type(exc).__name__
+
+
+def content_length(response):
+    """The body's size on the wire from Content-Length, or None."""
+    value = (response.headers.get("Content-Length") or "").strip()
+    return int(value) if value.isdigit() else None
+
+
+class Transport:
+    """Sends the requests the API modules ask for, as the config says."""
+
+    def __init__(self, config, pacer=None):
+        self.config = config
+        self._secret = config.api_key
+        self._headers = {"Authorization": f"Basic {config.api_key}",
+                         "User-Agent": config.user_agent}
+        self._local = threading.local()
+        self.pacer = pacer or DownloadPacer(config.max_downloads_per_minute)
+        rate_limited = backoff.on_exception(
+            backoff.runtime, RateLimited, value=lambda exc: exc.retry_after, jitter=None,
+            max_time=config.max_rate_limit_wait, on_backoff=self._log_rate_limit,
+            logger=None)
+        retried = backoff.on_exception(
+            backoff.expo, TRANSIENT, max_tries=config.max_retries + 1,
+            factor=config.retry_backoff_seconds, jitter=backoff.full_jitter,
+            giveup=lambda exc: isinstance(exc, RateLimited), on_backoff=self._log_retry,
+            logger=None)
+        self._call = retried(rate_limited(self._call_once))
+
+    def session(self, auth=True):
+        """This thread's Session: with the key, or without it for signed URLs."""
+        name = "session" if auth else "anonymous"
+        session = getattr(self._local, name, None)
+        if session is None:
+            session = requests.Session()
+            session.headers["User-Agent"] = self._headers["User-Agent"]
+            if auth:
+                session.headers["Authorization"] = self._headers["Authorization"]
+            setattr(self._local, name, session)
+        return session
+
+    def json(self, what, url, setting, params=None, method="GET", body=None, expect=None,
+             hints=None):
+        """One call with retries; its answer, which must be a JSON object (holding the key
+        `expect`, if given). `setting` names the config setting that holds the host."""
+        request = Request(what, url, setting, params, method, body, expect, hints)
+        return self._run(request)
+
+    def download(self, what, url, setting, sink, params=None, auth=True, paced=False,
+                 hints=None):
+        """GET a body into `sink` exactly as it comes over the wire (never inflated), with
+        retries; returns its size. `sink.begin(expected_size)` starts each try afresh and
+        `sink.write(bytes)` takes each chunk."""
+        request = Request(what, url, setting, params, "GET", None, None, hints, sink=sink,
+                          auth=auth, paced=paced)
+        return self._run(request)
+
+    def _run(self, request):
+        try:
+            return self._call(request)
+        except RateLimited as exc:
+            raise RateLimitExhausted(
+                f"FullStory kept answering 429 (rate limited) to {request.what} for more than "
+                f"{self.config.max_rate_limit_wait:g} s (max_rate_limit_wait); another "
+                "client may be using the same key's limit. Run again later from the last "
+                "STATE.") from exc
+        except UnexpectedAnswer:
+            raise
+        except TRANSIENT as exc:
+            raise RetriesExhausted(
+                f"Gave up on {request.what} after {self.config.max_retries + 1} tries: "
+                f"{self._redact(describe_failure(exc, self.config.request_timeout))}. Check "
+                f"that {urlsplit(request.url).netloc} is reachable, then run again from "
+                "the last STATE.") from None
+
+    def _log_retry(self, details):
+        request = details["args"][0]
+        LOGGER.warning("%s failed (try %d of %d): %s. Retrying in %.1f s.", request.what,
+                       details["tries"], self.config.max_retries + 1,
+                       self._redact(describe_failure(details["exception"],
+                                                     self.config.request_timeout)),
+                       details["wait"])
+
+    def _log_rate_limit(self, details):
+        exc, request = details["exception"], details["args"][0]
+        asked = exc.asked
+        why = "as Retry-After asks" if asked >= MIN_RETRY_AFTER else \
+            f"(Retry-After asked {asked:g} s; never less than {MIN_RETRY_AFTER:g} s)"
+        LOGGER.info("FullStory rate limit (429) on %s: waiting %.1f s %s.", request.what,
+                    details["wait"], why)
+
+    def _call_once(self, request):
+        if request.paced:
+            self.pacer.wait(request.what)
+        LOGGER.debug("%s %s %s", request.method,
+                     request.url if request.auth else urlsplit(request.url).path,
+                     request.params or "")
+        session = self.session(request.auth)
+        with metrics.http_request_timer(request.what.split()[0]) as timer:
+            try:
+                response = session.request(request.method, request.url,
+                                           params=request.params, json=request.body,
+                                           stream=True, timeout=self.config.request_timeout)
+            finally:
+                if request.paced:
+                    self.pacer.mark()
+            timer.tags[metrics.Tag.http_status_code] = response.status_code
+        with response:
+            self._raise_for_status(request, response)
+            if request.sink is None:
+                return self._answer(request, response)
+            return self._save(request, response)
+
+    def _answer(self, request, response):
+        raw = response.content
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = None
+        if not isinstance(answer, dict) or (request.expect and request.expect not in answer):
+            raise UnexpectedAnswer(self._unexpected(request, response, raw))
+        return answer
+
+    def _save(self, request, response):
+        sink = request.sink
+        sink.begin(content_length(response), response.headers.get("Content-Type"))
+        size = 0
+        for chunk in response.raw.stream(CHUNK_BYTES, decode_content=False):
+            sink.write(chunk)
+            size += len(chunk)
+        return size
+
+    def _unexpected(self, request, response, raw):
+        kind = response.headers.get("Content-Type") or "no Content-Type"
+        # Redacted before it is cut, so no part of the key can show either.
+        head = raw[:SHOWN_BYTES + len(self._secret)].decode("utf-8", "replace")
+        head = re.sub(r"\s+", " ", self._redact(head)).strip()
+        shown, more = head[:SHOWN_BYTES], "…" if len(head) > SHOWN_BYTES else ""
+        wanted = f"a JSON object with '{request.expect}'" if request.expect else "a JSON object"
+        return (f"FullStory's answer to {request.what} is not what the API promises "
+                f"({wanted}): {response.status_code}, {kind}, {len(raw)} bytes: "
+                f"{shown!r}{more}. Check that {request.setting} "
+                f"({self._base(request.url)}) points at FullStory, or the proxy in between.")
+
+    @staticmethod
+    def _base(url):
+        parts = urlsplit(url)
+        return f"{parts.scheme}://{parts.netloc}"
+
+    def _redact(self, text):
+        return text.replace(self._secret, "<api_key>") if self._secret else text
+
+    def _raise_for_status(self, request, response):
+        status = response.status_code
+        if status < 400:
+            return
+        if status == 429:
+            asked = retry_after_seconds(response)
+            wait = max(MIN_RETRY_AFTER, asked)
+            error = RateLimited(f"{request.what}: rate limited (429)", response, wait)
+            error.asked = asked
+            raise error
+        hints = request.hints or {}
+        if status == 401:
+            raise FatalAPIError("FullStory rejected the API key (401): check api_key in the "
+                                "config.", response)
+        if status == 403:
+            raise Forbidden(hints.get(403) or f"FullStory refused access (403) to "
+                            f"{request.what}: the key lacks the permission it needs.",
+                            response)
+        if status == 404:
+            raise NotFound(hints.get(404) or f"FullStory answered 404 Not Found for "
+                           f"{request.what}: check {request.setting}.", response)
+        reason = f"FullStory answered {status} {response.reason or ''}".rstrip()
+        if status >= 500 or status == 408:
+            raise RetriableAPIError(reason, response)
+        raise FatalAPIError(f"{reason} for {request.what}; check the config.", response)
+
+
+class Request:
+    """One request as the API modules describe it."""
+
+    __slots__ = ("what", "url", "setting", "params", "method", "body", "expect", "hints",
+                 "sink", "auth", "paced")
+
+    def __init__(self, what, url, setting, params, method, body, expect, hints, sink=None,
+                 auth=True, paced=False):
+        self.what, self.url, self.setting, self.params = what, url, setting, params
+        self.method, self.body, self.expect, self.hints = method, body, expect, hints
+        self.sink, self.auth, self.paced = sink, auth, paced

@@ -1,0 +1,122 @@
+"""The Segment Export API module against `responses`: paths, bodies and odd answers."""
+
+import json
+
+import pytest
+import responses
+
+from tap_fullstory.config import parse_config
+from tap_fullstory.errors import UnexpectedAnswer
+from tap_fullstory.segment_export import (
+    EXPORTS_PATH,
+    OPERATIONS_PATH,
+    RESULTS_PATH,
+    ExportFailed,
+    WindowSource,
+)
+from tap_fullstory.state import UnitBookmark
+from tap_fullstory.transport import Transport
+from tap_fullstory.units import Unit
+
+API = "https://api.example.test"
+WINDOW = Unit(id=176722560006, start=1767225600, stop=1767247200)
+LOCATION = "https://storage.example.test/export.ndjson.gz?sig=abc"
+
+
+def make_source(bookmark=UnitBookmark(), export_type="TYPE_EVENT"):
+    config = parse_config({"api_key": "k", "start_date": "2026-01-01T00:00:00Z",
+                           "source": "segment_export", "api_base_url": API,
+                           "export_window_hours": 6, "retry_backoff_seconds": 0.001})
+    return WindowSource(Transport(config), config, export_type, bookmark)
+
+
+class Sink:
+    export_ref, restarted = None, False
+
+    def begin(self, expected, content_type):
+        self.body = b""
+
+    def write(self, chunk):
+        self.body += chunk
+
+
+def serve_export(operation_answers, location=LOCATION):
+    responses.post(API + EXPORTS_PATH, json={"operationId": "op-1"})
+    for answer in operation_answers:
+        responses.get(API + OPERATIONS_PATH + "op-1", json=answer)
+    responses.get(API + RESULTS_PATH.format("se-1"), json={"location": location})
+    responses.get(LOCATION, body=b'{"EventType": "click"}\n')
+
+
+DONE = {"state": "COMPLETED", "results": {"searchExportId": "se-1"}}
+
+
+@pytest.mark.parametrize("export_type", ["TYPE_EVENT", "TYPE_INDIVIDUAL"])
+@responses.activate
+def test_a_window_is_exported_polled_and_downloaded_without_the_key(export_type):
+    serve_export([{"state": "PENDING", "estimatePctComplete": 40}, DONE])
+    sink = Sink()
+    assert make_source(export_type=export_type).fetch(WINDOW, sink) == 23
+    assert json.loads(responses.calls[0].request.body) == {
+        "segmentId": "everyone", "type": export_type, "format": "FORMAT_NDJSON",
+        "timeRange": {"start": "2026-01-01T00:00:00Z", "end": "2026-01-01T06:00:00Z"}}
+    assert sink.export_ref == {"operationId": "op-1", "searchExportId": "se-1"}
+    assert "Authorization" not in responses.calls[-1].request.headers
+    assert responses.calls[1].request.headers["Authorization"] == "Basic k"
+
+
+@responses.activate
+def test_a_saved_export_is_read_again_and_an_expired_one_made_anew():
+    responses.get(API + RESULTS_PATH.format("se-9"), status=404)
+    serve_export([DONE])
+    bookmark = UnitBookmark(unit_id=WINDOW.id, rows_done=5,
+                            export_ref={"operationId": "op-9", "searchExportId": "se-9"})
+    sink = Sink()
+    make_source(bookmark).fetch(WINDOW, sink)
+    assert sink.restarted and sink.export_ref["searchExportId"] == "se-1"
+
+
+@responses.activate
+def test_a_lapsed_location_is_asked_for_again_once():
+    serve_export([DONE])
+    responses.replace(responses.GET, LOCATION, status=403)
+    responses.get(LOCATION, body=b"{}\n")
+    make_source().fetch(WINDOW, Sink())
+    assert [c.request.url for c in responses.calls].count(LOCATION) == 2
+
+
+@responses.activate
+def test_a_failed_operation_names_the_window_and_the_details():
+    serve_export([{"state": "FAILED", "errorDetails": "too big"}])
+    with pytest.raises(ExportFailed, match="^FullStory could not export window "
+                       "2026-01-01T00:00:00.000000Z to 2026-01-01T06:00:00.000000Z "
+                       "\\(operation op-1\\): too big."):
+        make_source().fetch(WINDOW, Sink())
+
+
+@pytest.mark.parametrize("answer, message", [
+    ([{"state": "COMPLETED"}], "a JSON object with 'state'"),
+    ({"id": "op-1"}, "a JSON object with 'state'"),
+    ({"state": "COMPLETED", "results": ["se-1"]}, "completed without a searchExportId"),
+], ids=["a list", "no state", "results not an object"])
+@responses.activate
+def test_an_operation_answer_that_is_not_an_object_is_named(answer, message):
+    responses.post(API + EXPORTS_PATH, json={"operationId": "op-1"})
+    responses.get(API + OPERATIONS_PATH + "op-1", json=answer)
+    with pytest.raises(UnexpectedAnswer, match=message):
+        make_source().fetch(WINDOW, Sink())
+
+
+@responses.activate
+def test_a_create_answer_without_an_operation_is_named():
+    responses.post(API + EXPORTS_PATH, json={"id": "x"})
+    with pytest.raises(UnexpectedAnswer, match="check|Check that api_base_url"):
+        make_source().fetch(WINDOW, Sink())
+
+
+def test_windows_are_planned_up_to_end_date_or_the_settled_past():
+    source = make_source()
+    source.now = lambda: 1767225600 + 3 * 86400  # three days after 2026-01-01
+    windows = source.plan(1767225600)
+    assert len(windows) == 8 and windows[-1].stop == 1767225600 + 2 * 86400  # settle 24 h
+    assert windows[0].id == 1767225600 * 100 + 6

@@ -1,0 +1,74 @@
+import pytest
+
+from tap_fullstory.units import Unit, format_stop, plan_bundles, plan_windows
+
+DAY = 86400
+
+
+class FakeLister:
+    """Answers LIST like FullStory: the first 20 bundles whose Stop is after `start`."""
+
+    page_size = 20
+
+    def __init__(self, count):
+        self.bundles = [Unit(id=1000 + i, start=i * DAY, stop=(i + 1) * DAY)
+                        for i in range(count)]
+        self.starts = []
+
+    def __call__(self, start):
+        self.starts.append(start)
+        return [b for b in self.bundles if b.stop > start][:20]
+
+
+@pytest.mark.parametrize("count, calls", [(0, 1), (5, 1), (20, 2), (41, 3), (60, 4)])
+def test_pages_until_a_short_page(count, calls):
+    lister = FakeLister(count)
+    bundles = list(plan_bundles(lister, 0))
+    assert [b.id for b in bundles] == [1000 + i for i in range(count)]
+    assert len(lister.starts) == calls
+    assert lister.starts[1:] == [20 * DAY * k for k in range(1, calls)]
+
+
+def test_starts_after_the_given_stop():
+    bundles = list(plan_bundles(FakeLister(10), 3 * DAY))
+    assert bundles[0] == Unit(id=1003, start=3 * DAY, stop=4 * DAY)
+
+
+def test_unordered_pages_are_planned_oldest_first():
+    lister = FakeLister(5)
+    lister.bundles.reverse()
+    assert [b.stop for b in plan_bundles(lister, 0)] == [DAY * i for i in range(1, 6)]
+
+
+@pytest.mark.parametrize("start, end, stops", [
+    (0, 3 * DAY, [1, 2, 3]),           # a bundle whose Stop equals end belongs to the run
+    (3 * DAY, 5 * DAY, [4, 5]),        # the next range starts after it: no overlap, no gap
+    (DAY // 2, 2 * DAY - 1, [1]),      # Stop > start; Stop <= end
+])
+def test_end_bounds_the_plan(start, end, stops):
+    assert [b.stop // DAY for b in plan_bundles(FakeLister(10), start, end)] == stops
+
+
+def test_listing_stops_at_the_page_that_reaches_the_end():
+    lister = FakeLister(60)
+    assert len(list(plan_bundles(lister, 0, 25 * DAY))) == 25
+    assert len(lister.starts) == 2  # not the third page, which would be past end
+
+
+def test_adjacent_ranges_cover_every_bundle_once():
+    lister = FakeLister(45)
+    cut = 17 * DAY
+    first, second = list(plan_bundles(lister, 0, cut)), list(plan_bundles(lister, cut))
+    assert [b.id for b in first + second] == [b.id for b in lister.bundles]
+
+
+def test_windows_are_aligned_and_end_by_the_end():
+    windows = plan_windows(start=5 * 3600 + 7, end=DAY + 3600, hours=6,
+                           window_id=lambda begin: begin * 100 + 6)
+    assert [(w.start // 3600, w.stop // 3600) for w in windows] == [
+        (0, 6), (6, 12), (12, 18), (18, 24)]
+    assert windows[0].id == 6
+
+
+def test_format_stop():
+    assert format_stop(1767312000) == "2026-01-02T00:00:00.000000Z"
