@@ -2,7 +2,9 @@
 per page, each record shaped and emitted.
 
 FULL_TABLE streams carry a table version on every record and end with ACTIVATE_VERSION, so
-a target that supports it keeps exactly the rows of the last complete run. History streams
+a target that supports it keeps exactly the rows of the last complete run. The version is
+in the stream's bookmark while it syncs, so a resumed run goes on with it (its rows stay),
+and dropped once activated. History streams
 are INCREMENTAL on `lastUpdated`: FullStory documents no order for versions and no date
 filter, so every page is read, and the versions newer than the bookmark are emitted oldest
 first — then each STATE, even one written by a stop between records, is true.
@@ -60,6 +62,7 @@ class PagedStreamSync:
                                                if k in fields})
         self.key_properties = catalogs.key_properties(entry)
         self.emitted = 0
+        self.activated = False
         if stream.history:
             self.since = bookmark.get("lastUpdated")
             if self.since is not None and version_moment(bookmark) is None:
@@ -77,8 +80,8 @@ class PagedStreamSync:
         """The STATE value for exactly what has been handed to the writer."""
         if self.stream.history:
             bookmark = {} if self.since is None else {"lastUpdated": self.since}
-        else:
-            bookmark = {"version": self.version}
+        else:  # the version matters only until it is activated: a resume goes on with it
+            bookmark = {} if self.activated else {"version": self.version}
         return self.keeper.update(self.name, bookmark)
 
     def run(self):
@@ -99,6 +102,7 @@ class PagedStreamSync:
                     for record in page:
                         self._emit(record)
             self.writer.write_activate_version(self.name, self.version)
+            self.activated = True
         self.writer.write_state(self.state())
         self.shaper.report(LOGGER)
         seconds = time.monotonic() - started

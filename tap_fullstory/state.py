@@ -156,10 +156,6 @@ class StateKeeper:
         self.currently_syncing = stream
         return self.value()
 
-    def syncing(self, stream):
-        """`stream` starts (or resumes) syncing; the new STATE value."""
-        self.currently_syncing = stream
-        return self.value()
 
     def finish(self):
         """The last STATE value of a run: `currently_syncing` cleared."""

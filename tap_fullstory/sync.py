@@ -42,7 +42,7 @@ def sync(transport, config, catalog, state, writer):
         LOGGER.info("Syncing %s.", ", ".join(run.name for run in runs))
     for run in runs:
         try:
-            writer.write_state(keeper.syncing(run.name))
+            writer.write_state(run.state())  # the stream starts: currently_syncing names it
             run.run()
         except Forbidden as exc:
             _write_last_state(writer, run)

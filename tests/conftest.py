@@ -177,11 +177,12 @@ def resume_is_exactly_once(output, config, tmp_path, data):
     return msgs, resumed
 
 
-def run_and_kill(config, should_kill, tmp_path, state=None):
-    """Run the tap; SIGKILL it as soon as `should_kill(message)` is true.
+def run_and_kill(config, should_kill, tmp_path, state=None, more=()):
+    """Run the tap (`more` are further arguments, such as a catalog); SIGKILL it as soon as
+    `should_kill(message)` is true.
 
     Returns every message it wrote (a line cut by the kill is dropped)."""
-    args = [TAP, "--config", config] + (["--state", state] if state else [])
+    args = [TAP, "--config", config, *more] + (["--state", str(state)] if state else [])
     with open(tmp_path / "killed-stderr.txt", "wb") as stderr:
         # A one-page pipe keeps the tap at most a few lines ahead of this reader, so the
         # kill lands where the test means it to, not after the tap has finished.

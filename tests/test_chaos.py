@@ -13,6 +13,8 @@ import signal
 import subprocess
 import threading
 import time
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 from test_segment import window_events
@@ -24,9 +26,14 @@ from conftest import (
     identity,
     messages,
     original_event,
-    records,
+    run_tap,
+    select,
     states,
 )
+from tap_fullstory.streams import STREAMS
+from tap_fullstory.units import format_stop
+
+LIFTED = ("lastUpdated", "created", "lastUpdatedBy", "createdBy")
 
 STOPS = 24       # clean stops per source
 KILLS = 12       # SIGKILLs per source
@@ -60,10 +67,10 @@ class SlowTarget(threading.Thread):
             time.sleep(self.pause)
 
 
-def run_once(config, state, signum, delay, rng, tmp_path):
+def run_once(tap_args, state, signum, delay, rng, tmp_path):
     """One run of the tap from `state`, sent `signum` `delay` seconds after its handlers are
     in; (stdout, exit code, stderr)."""
-    args = [TAP, "--config", config] + (["--state", str(state)] if state else [])
+    args = [TAP, *tap_args] + (["--state", str(state)] if state else [])
     with open(tmp_path / "chaos-stderr.txt", "wb") as err:
         proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=err)
         target = SlowTarget(proc.stdout, rng)
@@ -83,8 +90,8 @@ def run_once(config, state, signum, delay, rng, tmp_path):
 class Chain:
     """Runs resumed one after another from the last STATE, and everything they wrote."""
 
-    def __init__(self, config, spool, seed, tmp_path):
-        self.config, self.spool, self.tmp_path = config, spool, tmp_path
+    def __init__(self, tap_args, spool, seed, tmp_path):
+        self.tap_args, self.spool, self.tmp_path = tap_args, spool, tmp_path
         self.rng = random.Random(seed)
         self.seed = seed
         self.runs = []  # (signal, delay, messages of the run)
@@ -92,7 +99,7 @@ class Chain:
 
     def run(self, signum, longest):
         delay = self.rng.uniform(0, longest)
-        output, code, stderr = run_once(self.config, self.state, signum, delay, self.rng,
+        output, code, stderr = run_once(self.tap_args, self.state, signum, delay, self.rng,
                                         self.tmp_path)
         where = f"(seed {self.seed}, run {len(self.runs) + 1}, {signal.Signals(signum).name} " \
                 f"after {delay:.3f} s)"
@@ -118,48 +125,83 @@ class Chain:
         return code == 0
 
 
-def run_chains(config, spool, tmp_path, seed, signals, count, longest, final):
+@dataclass
+class World:
+    """What the chains sync and how their output is checked: `expected` maps each row's
+    key (see `key`) to the row the source holds; `original` turns a RECORD message back into
+    that row; `current` maps each FULL_TABLE stream to its rows by key, which the last
+    complete version must hold exactly (those streams start again on resume, by design)."""
+
+    tap_args: list
+    spool: Path
+    final: dict
+    expected: dict
+    key: object = lambda m: identity(m["record"])
+    original: object = lambda m: original_event(m["record"])
+    current: dict = field(default_factory=dict)
+
+
+def run_chains(world, tmp_path, seed, signals, count, longest):
     """Chains of runs until `count` runs were signalled; every chain runs to the end.
     Returns the finished chains."""
     rng = random.Random(seed)
     chains, signalled = [], 0
     while signalled < count:
-        chain = Chain(config, spool, rng.randrange(2**32), tmp_path)
+        chain = Chain(world.tap_args, world.spool, rng.randrange(2**32), tmp_path)
         while not chain.run(rng.choice(signals), longest):
             signalled += 1
             assert len(chain.runs) < MAX_RUNS, f"chain (seed {chain.seed}) never finished"
-        assert states(chain.runs[-1][2])[-1] == final, \
+        assert states(chain.runs[-1][2])[-1] == world.final, \
             f"chain (seed {chain.seed}) ended on another final state"
         chains.append(chain)
     return chains
 
 
-def check_stops(chain, expected):
-    """Clean stops: every event exactly once, field for field."""
-    got = [r for _, _, msgs in chain.runs for r in records(msgs)]
-    ids = [identity(r) for r in got]
-    repeated = len(ids) - len(set(ids))
-    assert repeated == 0, f"chain (seed {chain.seed}): {repeated} event(s) sent twice"
-    assert set(ids) == set(expected), f"chain (seed {chain.seed}): events lost"
-    assert all(original_event(r) == expected[identity(r)] for r in got)
+def rows_of(msgs, world):
+    """The RECORD messages of the streams that promise exactly once."""
+    return [m for m in msgs if m["type"] == "RECORD" and m["stream"] not in world.current]
 
 
-def check_kills(chain, expected):
+def check_full_tables(chain, world):
+    """Each FULL_TABLE stream's last complete version holds exactly the current rows."""
+    everything = [m for _, _, msgs in chain.runs for m in msgs]
+    for stream, rows in world.current.items():
+        version = [m["version"] for m in everything
+                   if m["type"] == "ACTIVATE_VERSION" and m["stream"] == stream][-1]
+        got = {world.key(m): m["record"] for m in everything if m["type"] == "RECORD"
+               and m["stream"] == stream and m["version"] == version}
+        assert got == rows, f"chain (seed {chain.seed}): {stream} is not the current rows"
+
+
+def check_stops(chain, world):
+    """Clean stops: every row exactly once, field for field."""
+    got = [m for _, _, msgs in chain.runs for m in rows_of(msgs, world)]
+    keys = [world.key(m) for m in got]
+    repeated = len(keys) - len(set(keys))
+    assert repeated == 0, f"chain (seed {chain.seed}): {repeated} row(s) sent twice"
+    assert set(keys) == set(world.expected), f"chain (seed {chain.seed}): rows lost"
+    assert all(world.original(m) == world.expected[world.key(m)] for m in got)
+    check_full_tables(chain, world)
+
+
+def check_kills(chain, world):
     """Kills: nothing lost; nothing a STATE covered comes again. Each run resumes from the
     last STATE the chain printed, which covers every row written before a STATE so far;
     only rows written after a run's last STATE may come again."""
     out, covered_so_far = set(), set()
     for _, where, msgs in chain.runs:
         last = max((i for i, m in enumerate(msgs) if m["type"] == "STATE"), default=-1)
-        ids = [identity(r) for r in records(msgs)]
-        again = set(ids) & covered_so_far
-        assert not again, f"{where}: resent {len(again)} event(s) a STATE had covered"
-        covered = [identity(r) for r in records(msgs[:last + 1])]
-        assert len(set(covered)) == len(covered), f"{where}: an event twice in one run"
+        keys = [world.key(m) for m in rows_of(msgs, world)]
+        again = set(keys) & covered_so_far
+        assert not again, f"{where}: resent {len(again)} row(s) a STATE had covered"
+        covered = [world.key(m) for m in rows_of(msgs[:last + 1], world)]
+        assert len(set(covered)) == len(covered), f"{where}: a row twice in one run"
         covered_so_far |= set(covered)
-        out |= set(ids)
-        assert all(original_event(r) == expected[identity(r)] for r in records(msgs))
-    assert out == set(expected), f"chain (seed {chain.seed}): events lost"
+        out |= set(keys)
+        assert all(world.original(m) == world.expected[world.key(m)]
+                   for m in rows_of(msgs, world))
+    assert out == set(world.expected), f"chain (seed {chain.seed}): rows lost"
+    check_full_tables(chain, world)
 
 
 @pytest.fixture
@@ -171,7 +213,8 @@ def bundles(sandbox, write_config, tmp_path):
     config = write_config(server.url, checkpoint_every=150, max_downloads_per_minute=900)
     final = {"bookmarks": {"events": {"ExportBundleStop": "2026-01-13T00:00:00.000000Z"}},
              "currently_syncing": None}
-    return config, tmp_path / "spool", expected_events(server.data), final
+    return World(["--config", config], tmp_path / "spool", final,
+                 expected_events(server.data))
 
 
 @pytest.fixture
@@ -183,23 +226,86 @@ def windows(sandbox, write_config, tmp_path):
                           checkpoint_every=120)
     final = {"bookmarks": {"events": {"ExportBundleStop": "2026-01-04T00:00:00.000000Z"}},
              "currently_syncing": None}
-    return config, tmp_path / "spool", window_events(server.data), final
+    return World(["--config", config], tmp_path / "spool", final, window_events(server.data))
 
 
-@pytest.mark.parametrize("world", ["bundles", "windows"])
-def test_stops_at_random_instants_add_up_to_exactly_once(request, world, chaos_seed, tmp_path):
-    config, spool, expected, final = request.getfixturevalue(world)
-    chains = run_chains(config, spool, tmp_path, chaos_seed, [signal.SIGTERM, signal.SIGINT],
-                        STOPS, longest=1.0, final=final)
+@pytest.fixture
+def account(sandbox, write_config, tmp_path):
+    """Every stream at once: the account's paged streams, individuals, then events."""
+    server = sandbox(bundles=4, events_per_bundle=300, faults="5xx-every=13,api-429-every=17")
+    config = write_config(server.url, api_base_url=server.url, end_date="2026-01-05T00:00:00Z",
+                          checkpoint_every=40)
+    discovered = json.loads(subprocess.run([TAP, "--config", config, "--discover"],
+                                           capture_output=True, check=True).stdout)
+    for stream in discovered["streams"]:
+        select(stream)
+    catalog = tmp_path / "catalog.json"
+    catalog.write_text(json.dumps(discovered))
+    first = int(server.data.start.timestamp())
+    expected = {("events", key): event for key, event in expected_events(server.data).items()}
+    for begin in range(first, first + 4 * 86400, 86400):
+        for row in server.data.window_individuals(begin, begin + 86400):
+            expected["individuals", (format_stop(begin + 86400), row["IndvId"])] = row
+    histories = {s.name: s.endpoint.path.split("/")[-2] for s in STREAMS if s.history}
+    for name, kind in histories.items():
+        for version in server.account.history(kind):
+            expected[name, version["metadata"]["lastUpdated"]] = version
+    current = {"users": {("users", u["id"]): u for u in server.account.users()},
+               "segments": {("segments", s["id"]): s for s in server.account.segments()}}
+    kinds = {s.name: s.endpoint.path.split("/")[-1] for s in STREAMS
+             if s.kind == "paged" and not s.history and s.name not in current}
+    for name, kind in kinds.items():
+        current[name] = {(name, None): lifted(server.account.current(kind))}
+    final = run_tap("--config", config, "--catalog", str(catalog))
+    return World(["--config", config, "--catalog", str(catalog)], tmp_path / "spool",
+                 states(messages(final.stdout))[-1], expected, key=account_key,
+                 original=account_row, current=current)
+
+
+def account_key(message):
+    stream, record = message["stream"], message["record"]
+    if stream == "events":
+        return stream, identity(record)
+    if stream == "individuals":
+        return stream, (record["ExportWindowStop"], record["IndvId"])
+    if stream in ("users", "segments"):
+        return stream, record["id"]
+    if stream.endswith("_history"):
+        return stream, record["lastUpdated"]
+    return stream, None  # a current-settings stream: one row
+
+
+def account_row(message):
+    stream, record = message["stream"], message["record"]
+    if stream == "events":
+        return original_event(record)
+    if stream == "individuals":
+        row = {k: v for k, v in record.items()
+               if k not in ("CustomVars", "ExportWindowId", "ExportWindowStop")}
+        return {**row, **(record.get("CustomVars") or {})}
+    return {k: v for k, v in record.items() if k not in LIFTED}
+
+
+def lifted(version):
+    return {**version, **{k: version["metadata"][k] for k in LIFTED if k in version["metadata"]}}
+
+
+@pytest.mark.parametrize("world, stops", [("bundles", STOPS), ("windows", STOPS),
+                                          ("account", STOPS // 2)])
+def test_stops_at_random_instants_add_up_to_exactly_once(request, world, stops, chaos_seed,
+                                                         tmp_path):
+    world = request.getfixturevalue(world)
+    chains = run_chains(world, tmp_path, chaos_seed, [signal.SIGTERM, signal.SIGINT], stops,
+                        longest=1.0)
     for chain in chains:
-        check_stops(chain, expected)
+        check_stops(chain, world)
 
 
-@pytest.mark.parametrize("world", ["bundles", "windows"])
+@pytest.mark.parametrize("world, kills", [("bundles", KILLS), ("windows", KILLS),
+                                          ("account", KILLS // 2)])
 def test_kills_at_random_instants_lose_nothing_and_repeat_only_the_tail(
-        request, world, chaos_seed, tmp_path):
-    config, spool, expected, final = request.getfixturevalue(world)
-    chains = run_chains(config, spool, tmp_path, chaos_seed + 1, [signal.SIGKILL], KILLS,
-                        longest=1.5, final=final)
+        request, world, kills, chaos_seed, tmp_path):
+    world = request.getfixturevalue(world)
+    chains = run_chains(world, tmp_path, chaos_seed + 1, [signal.SIGKILL], kills, longest=1.5)
     for chain in chains:
-        check_kills(chain, expected)
+        check_kills(chain, world)

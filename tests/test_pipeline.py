@@ -91,3 +91,53 @@ def test_target_csv_gets_the_selected_columns_and_one_row_per_event(
     for r in table:
         assert int(r["UserId"]) == expected[(int(r["ExportBundleId"]),
                                             int(r["ExportBundleRow"]))]["UserId"]
+
+
+def whole_catalog(tmp_path, config):
+    """The catalog --discover prints with every stream selected, saved; its path."""
+    discovered = json.loads(subprocess.run([TAP, "--config", config, "--discover"],
+                                           capture_output=True, check=True).stdout)
+    for stream in discovered["streams"]:
+        select(stream)
+    path = tmp_path / "whole-catalog.json"
+    path.write_text(json.dumps(discovered))
+    return str(path), [s["tap_stream_id"] for s in discovered["streams"]]
+
+
+def test_singer_check_tap_validates_the_whole_catalog(sandbox, write_config, tmp_path):
+    server = sandbox(bundles=3, events_per_bundle=40)
+    config = write_config(server.url, api_base_url=server.url,
+                          end_date="2026-01-04T00:00:00Z", checkpoint_every=15)
+    catalog, names = whole_catalog(tmp_path, config)
+    output = subprocess.run([TAP, "--config", config, "--catalog", catalog],
+                            capture_output=True, timeout=120).stdout
+    check = subprocess.run([tool("singer-check-tap", "singer-tools")], input=output,
+                           capture_output=True, cwd=tmp_path, timeout=300)
+    report = check.stdout.decode()
+    assert check.returncode == 0, report + check.stderr.decode()
+    assert "The output is valid." in report
+    assert f"     {len(names)} schema messages" in report
+    counts = {}
+    for message in messages(output):
+        if message["type"] == "RECORD":
+            counts[message["stream"]] = counts.get(message["stream"], 0) + 1
+    assert set(counts) == set(names)  # every stream has records, and all are valid
+    for name, count in counts.items():
+        assert f"| {name} " in report and f"| {count} " in report.split(f"| {name} ")[1][:40]
+
+
+def test_target_jsonl_receives_every_stream(sandbox, write_config, tmp_path):
+    server = sandbox(bundles=3, events_per_bundle=40)
+    config = write_config(server.url, api_base_url=server.url,
+                          end_date="2026-01-04T00:00:00Z")
+    catalog, names = whole_catalog(tmp_path, config)
+    (tmp_path / "target.json").write_text(json.dumps({"destination_path": str(tmp_path / "o")}))
+    target = pipe(["--config", config, "--catalog", catalog],
+                  [tool("target-jsonl", "target-jsonl"), "--config", "target.json"], tmp_path)
+    assert target.returncode == 0, target.stderr.decode()
+    files = {path.name.rsplit("-", 1)[0]: path for path in (tmp_path / "o").glob("*.jsonl")}
+    assert set(files) == set(names)
+    users = [json.loads(line) for line in files["users"].read_text().splitlines()]
+    assert sorted(u["id"] for u in users) == sorted(u["id"] for u in server.account.users())
+    final = json.loads(target.stdout.decode().splitlines()[-1])
+    assert set(final["bookmarks"]) == set(names) and final["currently_syncing"] is None

@@ -162,3 +162,65 @@ def test_kill_anywhere_with_identity_keys_upserts_each_event_once(
     state_file.write_text(json.dumps(state))
     pipeline(postgres, "fs_upsert", args + ["--state", str(state_file)], tmp_path)
     assert_each_event_once(postgres, "fs_upsert", server.data)
+
+
+def select_streams(tmp_path, config, names):
+    """A catalog selecting exactly the streams `names`, saved; its path."""
+    discovered = json.loads(subprocess.run([TAP, "--config", config, "--discover"],
+                                           capture_output=True, check=True).stdout)
+    for stream in discovered["streams"]:
+        if stream["tap_stream_id"] in names:
+            set_md(stream, [], "selected", True)
+    path = tmp_path / "account-catalog.json"
+    path.write_text(json.dumps(discovered))
+    return str(path)
+
+
+@pytest.mark.parametrize("hard_delete", [True, False], ids=["hard delete", "soft delete"])
+def test_full_table_streams_loaded_twice_hold_exactly_the_current_rows(
+        postgres, sandbox, write_config, tmp_path, hard_delete):
+    server = sandbox(bundles=2, events_per_bundle=20)
+    config = write_config(server.url, api_base_url=server.url)
+    names = ["users", "segments", "block_rules", "recording_features"]
+    args = ["--config", config, "--catalog", select_streams(tmp_path, config, names)]
+    schema = "fs_full_table_" + ("hard" if hard_delete else "soft")
+    db = {**postgres, "hard_delete": hard_delete}
+    pipeline(db, schema, args, tmp_path)
+    gone = server.account.users()[0]["id"]
+    server.account.remove_user(gone)  # FullStory deleted a user between the runs
+    server.account.add_version("blocking")  # and someone changed the blocking rules
+    pipeline(db, schema, args, tmp_path)
+    live = "" if hard_delete else ' where "_sdc_deleted_at" is null'
+    users = sql_json(postgres, f"select json_agg(id order by id) from {schema}.users{live}")
+    assert users == sorted(u["id"] for u in server.account.users()) and gone not in users
+    segments = sql_json(postgres, f"select json_agg(id) from {schema}.segments{live}")
+    assert sorted(segments) == sorted(s["id"] for s in server.account.segments())
+    rules = sql_json(postgres, f"""select json_agg(json_build_object(
+        'ips', "blockedIps", 'lastUpdated', "metadata"->>'lastUpdated'))
+        from {schema}.block_rules{live}""")
+    current = server.account.current("blocking")
+    assert rules == [{"ips": current["blockedIps"],
+                      "lastUpdated": current["metadata"]["lastUpdated"]}]
+    features = sql_json(postgres, f"select count(*) from {schema}.recording_features{live}")
+    assert features == 1
+    total = sql_json(postgres, f"select count(*) from {schema}.users")
+    assert total == (len(users) if hard_delete else len(users) + 1)  # soft: marked deleted
+
+
+def test_individuals_upsert_so_the_latest_window_wins(postgres, sandbox, write_config,
+                                                      tmp_path):
+    server = sandbox(bundles=3, events_per_bundle=60)
+    config = write_config(server.url, api_base_url=server.url, end_date="2026-01-04T00:00:00Z")
+    args = ["--config", config, "--catalog", select_streams(tmp_path, config, ["individuals"])]
+    pipeline(postgres, "fs_people", args, tmp_path)
+    got = sql_json(postgres, """select json_object_agg("IndvId"::text, json_build_object(
+        'stop', to_char("ExportWindowStop", 'YYYY-MM-DD'), 'events', "NumEvents",
+        'plan', "CustomVars"->>'user_plan_str')) from fs_people.individuals""")
+    latest = {}
+    first = int(server.data.start.timestamp())
+    for begin in range(first, first + 3 * 86400, 86400):
+        for row in server.data.window_individuals(begin, begin + 86400):
+            latest[str(row["IndvId"])] = {
+                "stop": f"2026-01-0{(begin - first) // 86400 + 2}",
+                "events": row["NumEvents"], "plan": row.get("user_plan_str")}
+    assert got == latest  # one row per person, exact 64-bit ids, the latest window's

@@ -172,6 +172,11 @@ class SandboxAccount:
     def segments(self):
         return copy.deepcopy(self._segments)
 
+    def remove_user(self, user_id):
+        """Delete a user, as FullStory does on request (tests of FULL_TABLE syncs)."""
+        with self._lock:
+            self._users = [u for u in self._users if u["id"] != user_id]
+
     def current(self, kind, platform="web"):
         """The newest version of a setting (what its current endpoint answers)."""
         with self._lock:

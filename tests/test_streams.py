@@ -1,0 +1,290 @@
+"""The account's streams through the real CLI against the sandbox: users, segments, the
+recording settings and their history, and individuals — each compared with what the
+sandbox serves, record by record."""
+
+import json
+import math
+import signal
+
+import pytest
+from ciso8601 import parse_rfc3339
+
+from conftest import (
+    messages,
+    nth_state,
+    records,
+    run_and_kill,
+    run_tap,
+    schema_of,
+    states,
+)
+from tap_fullstory.streams import STREAMS
+
+PAGED = [s for s in STREAMS if s.kind == "paged"]
+CURRENT = {"block_rules": "blocking", "domain_settings": "domain",
+           "privacy_settings": "privacy", "recording_features": "features"}
+HISTORY = {"block_rules_history": "blocking", "domain_settings_history": "domain",
+           "geo_settings_history": "geo", "privacy_settings_history": "privacy",
+           "recording_features_history": "features", "target_rule_history": "targeting"}
+LIFTED = ("lastUpdated", "created", "lastUpdatedBy", "createdBy")
+END = "2026-01-04T00:00:00Z"
+
+
+@pytest.fixture
+def account(sandbox, write_config, tmp_path):
+    """A sandbox, and `sync(streams, state=None, **settings)` running the tap with a catalog
+    that selects exactly `streams`."""
+    server = sandbox(bundles=3, events_per_bundle=80)
+    discovered = json.loads(run_tap("--config", write_config(server.url), "--discover").stdout)
+
+    def catalog(names):
+        chosen = json.loads(json.dumps(discovered))
+        for stream in chosen["streams"]:
+            if stream["tap_stream_id"] in names:
+                for entry in stream["metadata"]:
+                    if entry["breadcrumb"] == []:
+                        entry["metadata"]["selected"] = True
+        path = tmp_path / f"catalog-{len(list(tmp_path.glob('catalog-*')))}.json"
+        path.write_text(json.dumps(chosen))
+        return str(path)
+
+    def config(**settings):
+        return write_config(server.url, api_base_url=server.url, end_date=END,
+                            export_window_hours=24, **settings)
+
+    def sync(names, state=None, **settings):
+        args = ["--config", config(**settings), "--catalog", catalog(names)]
+        if state is not None:
+            path = tmp_path / "state.json"
+            path.write_text(json.dumps(state))
+            args += ["--state", str(path)]
+        return run_tap(*args)
+
+    return server, sync, config, catalog
+
+
+def by_stream(msgs, name):
+    return [m["record"] for m in msgs if m["type"] == "RECORD" and m["stream"] == name]
+
+
+def lifted(version):
+    """A settings object as its record: metadata's four fields also at the top level."""
+    return {**version, **{k: version["metadata"][k] for k in LIFTED
+                          if k in version["metadata"]}}
+
+
+def path_calls(server, path):
+    return sum(1 for requested, _ in server.requests if requested.split("?")[0] == path)
+
+
+@pytest.mark.parametrize("spelling", ["documented", "alternate"])
+def test_every_paged_stream_equals_the_sandbox_record_by_record(account, spelling):
+    server, sync, _, _ = account
+    server.token_spelling = spelling
+    result = sync([s.name for s in PAGED])
+    assert result.returncode == 0, result.stderr.decode()
+    msgs = messages(result.stdout)
+    users = {u["id"]: u for u in server.account.users()}
+    got = {r["id"]: r for r in by_stream(msgs, "users")}
+    assert got == users  # ids exact strings, properties and type_conflicts whole
+    assert any(isinstance(u["properties"].get("address"), dict) for u in got.values())
+    assert path_calls(server, "/v2/users") == math.ceil(len(users) / server.page_size) > 1
+    segments = {s["id"]: s for s in server.account.segments()}
+    assert {r["id"]: r for r in by_stream(msgs, "segments")} == segments
+    assert "created" not in {r["id"]: r for r in by_stream(msgs, "segments")}["everyone"]
+    for name, kind in CURRENT.items():
+        assert by_stream(msgs, name) == [lifted(server.account.current(kind))], name
+    for name, kind in HISTORY.items():
+        versions = sorted(map(lifted, server.account.history(kind)),
+                          key=lambda v: v["lastUpdated"])
+        assert by_stream(msgs, name) == versions, name
+        assert path_calls(server, f"/settings/recording/v1/{kind}/history") > 1
+    for stream in PAGED:
+        schema = schema_of(msgs, stream.name)
+        assert schema["key_properties"] == list(stream.key)
+
+
+def test_full_table_streams_carry_a_version_and_end_with_activate_version(account):
+    server, sync, _, _ = account
+    msgs = messages(sync(["users", "block_rules"]).stdout)
+    for name in ("users", "block_rules"):
+        stream = [m for m in msgs if m.get("stream") == name]
+        assert [m["type"] for m in stream][-1] == "ACTIVATE_VERSION"
+        version = stream[-1]["version"]
+        assert {m["version"] for m in stream if m["type"] == "RECORD"} == {version}
+        assert {"version": version} in [s["bookmarks"].get(name) for s in states(msgs)]
+        assert states(msgs)[-1]["bookmarks"][name] == {}  # activated: nothing to resume
+
+
+def test_history_streams_are_incremental_across_three_runs(account):
+    server, sync, _, _ = account
+    names = list(HISTORY)
+    first = messages(sync(names).stdout)
+    state = states(first)[-1]
+    assert all(by_stream(first, name) for name in names)
+    newer = {name: lifted(server.account.add_version(kind)) for name, kind in
+             list(HISTORY.items())[:3]}
+    second = messages(sync(names, state).stdout)
+    for name in names:
+        assert by_stream(second, name) == ([newer[name]] if name in newer else []), name
+    third = messages(sync(names, states(second)[-1]).stdout)
+    assert records(third) == []
+    assert states(third)[-1] == states(second)[-1]
+    for name in newer:
+        assert states(second)[-1]["bookmarks"][name] == {
+            "lastUpdated": newer[name]["lastUpdated"]}
+
+
+def test_a_403_names_the_stream_and_the_permission_it_needs(account):
+    server, sync, _, _ = account
+    server.faults.forbidden_path = ("/v2/users",)
+    result = sync(["users", "segments"])
+    assert result.returncode == 1
+    critical = [line for line in result.stderr.decode().splitlines()
+                if line.startswith("CRITICAL")]
+    assert critical == [
+        "CRITICAL FullStory refused access (403) to the users stream (GET /v2/users): the key "
+        "needs Architect or Admin permission. Use a key with it, deselect the stream, or set "
+        "on_forbidden to skip."]
+    assert states(messages(result.stdout))[-1]["currently_syncing"] == "users"
+
+
+def test_on_forbidden_skip_passes_over_the_stream_and_syncs_the_rest(account):
+    server, sync, _, _ = account
+    server.faults.forbidden_path = ("/settings/recording/v1/privacy",)
+    result = sync(["privacy_settings", "privacy_settings_history", "segments"],
+                  on_forbidden="skip")
+    assert result.returncode == 0, result.stderr.decode()
+    stderr = result.stderr.decode()
+    assert "WARNING Skipped the privacy_settings stream: FullStory refused access (403) to " \
+           "the privacy_settings stream (GET /settings/recording/v1/privacy): the key needs " \
+           "Admin permission." in stderr
+    assert "WARNING Skipped the privacy_settings_history stream" in stderr
+    msgs = messages(result.stdout)
+    assert len(by_stream(msgs, "segments")) == len(server.account.segments())
+    assert by_stream(msgs, "privacy_settings") == []
+
+
+def test_429s_on_the_account_api_are_waited_out(account):
+    server, sync, _, _ = account
+    server.faults.api_429_every = 3
+    result = sync(["users", "segments"])
+    assert result.returncode == 0, result.stderr.decode()
+    msgs = messages(result.stdout)
+    assert len(by_stream(msgs, "users")) == len(server.account.users())
+    assert "FullStory rate limit (429) on users" in result.stderr.decode() or \
+        "FullStory rate limit (429) on segments" in result.stderr.decode()
+
+
+def window_rows(data):
+    """{(window stop, IndvId): row} of every daily window from 2026-01-01 to END."""
+    first = int(data.start.timestamp())
+    return {(begin + 86400, row["IndvId"]): row
+            for begin in range(first, first + 3 * 86400, 86400)
+            for row in data.window_individuals(begin, begin + 86400)}
+
+
+def individual(record):
+    """The export row a record was shaped from, keyed by its window's stop and IndvId."""
+    row = {k: v for k, v in record.items()
+           if k not in ("CustomVars", "ExportWindowId", "ExportWindowStop")}
+    row.update(record.get("CustomVars") or {})
+    return row
+
+
+def window_key(record):
+    return int(parse_rfc3339(record["ExportWindowStop"]).timestamp()), record["IndvId"]
+
+
+def test_individuals_come_once_per_window_with_their_properties(account):
+    server, sync, _, _ = account
+    result = sync(["individuals"])
+    assert result.returncode == 0, result.stderr.decode()
+    got = by_stream(messages(result.stdout), "individuals")
+    expected = window_rows(server.data)
+    assert {window_key(r): individual(r) for r in got} == expected
+    assert len(got) == len(expected)
+    assert any(r["IndvId"] > 2**53 and type(r["IndvId"]) is int for r in got)
+    assert any("user_plan_str" in (r.get("CustomVars") or {}) for r in got)
+    people = {}
+    for r in got:
+        people.setdefault(r["IndvId"], []).append(r["ExportWindowStop"])
+    assert any(len(stops) > 1 for stops in people.values())  # several windows, once each
+    assert all(len(stops) == len(set(stops)) for stops in people.values())
+    assert states(messages(result.stdout))[-1]["bookmarks"]["individuals"] == {
+        "ExportWindowStop": "2026-01-04T00:00:00.000000Z"}
+
+
+def test_individuals_killed_mid_window_resume_from_the_saved_export(account, tmp_path):
+    server, _, config, catalog = account
+    path, more = config(checkpoint_every=3), ["--catalog", catalog(["individuals"])]
+
+    def mid_window(value):
+        return "in_progress" in value["bookmarks"].get("individuals", {})
+
+    killed, code = run_and_kill(path, nth_state(4, mid_window), tmp_path, more=more)
+    assert code == -signal.SIGKILL
+    last = states(killed)[-1]
+    progress = last["bookmarks"]["individuals"]["in_progress"]
+    assert progress["searchExportId"].startswith("se-")
+    made = len(server.segment.operations)
+    resumed = messages(run_tap("--config", path, *more, "--state",
+                               str(write(tmp_path, last))).stdout)
+    cut = max(i for i, m in enumerate(killed) if m["type"] == "STATE")
+    before = [window_key(r) for r in by_stream(killed[:cut + 1], "individuals")]
+    after = [window_key(r) for r in by_stream(resumed, "individuals")]
+    assert not set(before) & set(after), "a row a STATE covered came again"
+    assert set(before) | set(after) == set(window_rows(server.data))
+    # the interrupted window was read from its saved export, only later ones exported
+    later = [stop for stop, _ in window_rows(server.data)
+             if stop > window_key({"ExportWindowStop": progress["ExportWindowStop"],
+                                   "IndvId": 0})[0]]
+    assert len(server.segment.operations) - made == len(set(later))
+    assert states(resumed)[-1]["bookmarks"]["individuals"] == {
+        "ExportWindowStop": "2026-01-04T00:00:00.000000Z"}
+
+
+def test_a_resumed_run_goes_on_with_the_stream_that_was_syncing(account, tmp_path):
+    server, sync, _, _ = account
+    names = ["users", "segments", "block_rules_history", "events"]
+    first = messages(sync(names).stdout)
+    interrupted = [s for s in states(first) if s["currently_syncing"] == "block_rules_history"][0]
+    server.requests.clear()
+    resumed = sync(names, interrupted)
+    assert resumed.returncode == 0, resumed.stderr.decode()
+    msgs = messages(resumed.stdout)
+    assert by_stream(msgs, "users") == [] and by_stream(msgs, "segments") == []
+    assert path_calls(server, "/v2/users") == 0
+    assert len(by_stream(msgs, "events")) == 240
+    assert "Resuming the interrupted run at block_rules_history." in resumed.stderr.decode()
+    assert states(msgs)[-1]["currently_syncing"] is None
+    assert [s for s in states(msgs)][-1]["bookmarks"]["events"] == {
+        "ExportBundleStop": "2026-01-04T00:00:00.000000Z"}
+
+
+def test_a_full_table_stream_resumed_keeps_its_version(account, tmp_path):
+    _, _, config, catalog = account
+    path, more = config(), ["--catalog", catalog(["segments", "users"])]
+    seen = []
+
+    def in_users(message):
+        if message["type"] == "RECORD" and message["stream"] == "users":
+            seen.append(message["version"])
+        return len(seen) == 3
+
+    killed, _ = run_and_kill(path, in_users, tmp_path, more=more)
+    last = states(killed)[-1]
+    assert last["currently_syncing"] == "users"
+    resumed = messages(run_tap("--config", path, *more, "--state",
+                               str(write(tmp_path, last))).stdout)
+    versions = {m["version"] for m in resumed if m.get("stream") == "users"
+                and m["type"] in ("RECORD", "ACTIVATE_VERSION")}
+    assert versions == {seen[0]}  # the target keeps the rows the first run sent
+
+
+def write(tmp_path, state):
+    path = tmp_path / "state-file.json"
+    path.write_text(json.dumps(state))
+    return path
+
+
