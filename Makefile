@@ -38,6 +38,17 @@ $(VENVS)/meltano/.installed:
 	$(VENVS)/meltano/bin/pip install $(PIP_QUIET) meltano==4.4.1
 	touch $@
 
+$(VENVS)/target-duckdb/.installed:
+	$(PYTHON) -m venv $(VENVS)/target-duckdb
+	$(VENVS)/target-duckdb/bin/pip install $(PIP_QUIET) target-duckdb==0.8.0 duckdb==1.1.3
+	touch $@
+
+$(VENVS)/pipelinewise-target-postgres/.installed:
+	$(PYTHON) -m venv $(VENVS)/pipelinewise-target-postgres
+	$(VENVS)/pipelinewise-target-postgres/bin/pip install $(PIP_QUIET) \
+		pipelinewise-target-postgres==2.1.2
+	touch $@
+
 $(VENVS)/lint/.installed:
 	$(PYTHON) -m venv $(VENVS)/lint
 	$(VENVS)/lint/bin/pip install $(PIP_QUIET) ruff==0.17.6
@@ -53,9 +64,11 @@ demo: $(VENV)/.installed $(VENVS)/target-jsonl/.installed
 test: venvs
 	$(VENV)/bin/pytest tests
 
-# Not a test: prints throughput, memory and overlap against a floor measured in the same run.
-bench: $(VENV)/.installed
-	$(VENV)/bin/python bench/run.py
+# Not a test: prints throughput, memory, pipelines, partitions and exports in flight, each as
+# a ratio to a floor measured in the same run. `make bench BENCH_ARGS=--quick` for a fast trial.
+bench: $(VENV)/.installed $(VENVS)/target-jsonl/.installed $(VENVS)/target-postgres/.installed \
+	$(VENVS)/target-duckdb/.installed $(VENVS)/pipelinewise-target-postgres/.installed
+	$(VENV)/bin/python bench/run.py $(BENCH_ARGS)
 
 lint: $(VENVS)/lint/.installed
 	$(VENVS)/lint/bin/ruff check .

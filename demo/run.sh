@@ -22,24 +22,29 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 [ -n "$URL" ] || { echo "the sandbox did not start"; exit 1; }
-echo "Sandbox: $URL (24 bundles, gzip and plain bodies, 4 downloads/s)"
+echo "Sandbox: $URL (24 bundles, gzip and plain bodies, 4 downloads/s; Segment Export,"
+echo "         users, segments, recording settings and their history for the same account)"
 
+# One host plays both of FullStory's: export.fullstory.com and api.fullstory.com. end_date
+# bounds the Segment Export windows of individuals to the sandbox's 24 days.
 cat > "$OUT/config.json" <<JSON
-{"api_key": "sandbox-key", "start_date": "2026-01-01T00:00:00Z", "base_url": "$URL",
- "checkpoint_every": 1000, "max_downloads_per_minute": 240}
+{"api_key": "sandbox-key", "start_date": "2026-01-01T00:00:00Z",
+ "end_date": "2026-01-25T00:00:00Z", "base_url": "$URL", "api_base_url": "$URL",
+ "checkpoint_every": 1000, "max_downloads_per_minute": 240, "retry_backoff_seconds": 0.1}
 JSON
 echo "{\"destination_path\": \"$OUT/run-1\"}" > "$OUT/target-1.json"
 echo "{\"destination_path\": \"$OUT/run-2\"}" > "$OUT/target-2.json"
 
 echo
-echo "== Catalog (tap-fullstory --config $OUT/config.json --discover)"
-"$TAP_BIN/tap-fullstory" --config "$OUT/config.json" --discover > "$OUT/catalog.json"
-"$TAP_BIN/python" demo/summary.py catalog "$OUT/catalog.json"
+echo "== Catalog (tap-fullstory --config $OUT/config.json --discover), every stream selected"
+"$TAP_BIN/tap-fullstory" --config "$OUT/config.json" --discover > "$OUT/discovered.json"
+"$TAP_BIN/python" demo/summary.py catalog "$OUT/discovered.json" "$OUT/catalog.json"
 
 echo
-echo "== Sync 1: tap-fullstory --config … | target-jsonl >> state.json"
-"$TAP_BIN/tap-fullstory" --config "$OUT/config.json" 2> "$OUT/tap-1.log" \
-  | "$TARGET" --config "$OUT/target-1.json" >> "$OUT/state.json"
+echo "== Sync 1: tap-fullstory --config … --catalog … | target-jsonl >> state.json"
+"$TAP_BIN/tap-fullstory" --config "$OUT/config.json" --catalog "$OUT/catalog.json" \
+  2> "$OUT/tap-1.log" \
+  | "$TARGET" --config "$OUT/target-1.json" >> "$OUT/state.json" 2> "$OUT/target-1.log"
 PACED=$(grep -c "Pacing downloads" "$OUT/tap-1.log" || true)
 LIMITED=$(grep -c "rate limit (429)" "$OUT/tap-1.log" || true)
 echo "   paced ${PACED} download(s) to the limit; ${LIMITED} 429 answer(s); log: $OUT/tap-1.log"
@@ -47,8 +52,9 @@ tail -n 1 "$OUT/state.json" > "$OUT/state-1.json"
 
 echo
 echo "== Sync 2 from the saved state (nothing new is expected)"
-"$TAP_BIN/tap-fullstory" --config "$OUT/config.json" --state "$OUT/state-1.json" \
-  2> "$OUT/tap-2.log" | "$TARGET" --config "$OUT/target-2.json" >> "$OUT/state.json"
+"$TAP_BIN/tap-fullstory" --config "$OUT/config.json" --catalog "$OUT/catalog.json" \
+  --state "$OUT/state-1.json" 2> "$OUT/tap-2.log" \
+  | "$TARGET" --config "$OUT/target-2.json" >> "$OUT/state.json" 2> "$OUT/target-2.log"
 tail -n 1 "$OUT/state.json" > "$OUT/state-2.json"
 
 echo

@@ -58,6 +58,10 @@ SETTINGS = (
     Setting("settle_hours", "integer", "segment_export only: a window is exported only once "
             "its end is this many hours in the past (FullStory settles values within ~24 h).",
             default=24, minimum=0),
+    Setting("max_exports_in_flight", "integer", "segment_export only: exports started ahead "
+            "at FullStory, the one being waited for included; windows are still emitted in "
+            "order. A 429 on creating one lowers it for the rest of the run.", default=3,
+            minimum=1, maximum=20),
     Setting("user_agent", "string", "User-Agent header sent with every request.",
             default=DEFAULT_USER_AGENT),
     Setting("request_timeout", "number", "Seconds to wait for FullStory to connect or send "
@@ -111,6 +115,7 @@ class TapConfig:
     segment_id: str = "everyone"
     export_window_hours: int = 24
     settle_hours: int = 24
+    max_exports_in_flight: int = 3
     user_agent: str = DEFAULT_USER_AGENT
     request_timeout: float = 300
     base_url: str = DEFAULT_BASE_URL

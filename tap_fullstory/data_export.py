@@ -106,6 +106,9 @@ class BundleSource:
         """The bundle and the period it covers, for lines about it as a whole."""
         return f"bundle {bundle.id} ({format_stop(bundle.start)} → {format_stop(bundle.stop)})"
 
+    def prepare(self, bundles):
+        """Nothing to start ahead: a bundle is ready as soon as it is listed."""
+
     def fetch(self, bundle, spool):
         """Download `bundle` into `spool`; its size."""
         return self.api.download(bundle, spool)

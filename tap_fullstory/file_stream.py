@@ -103,7 +103,8 @@ class FileStreamSync:
                            self.source.unit_name.capitalize(), resuming)
         paced = config.max_downloads_per_minute if self.source.unit_name == "bundle" else None
         self.progress = SyncProgress(self.name, units, self.source.unit_name, paced)
-        jobs = lambda: (lambda unit=unit: self._download(unit) for unit in units)  # noqa: E731
+        jobs = lambda: (lambda i=i: self._download(units[i], units[i:])  # noqa: E731
+                        for i in range(len(units)))
         with metrics.record_counter(self.name) as counter, \
                 Prefetcher(jobs, ahead=1, name="feed") as feed:
             for spool in feed:
@@ -121,10 +122,13 @@ class FileStreamSync:
         self.shaper.report(LOGGER)
         self.progress.finished(self.writer.waited)
 
-    def _download(self, unit):
+    def _download(self, unit, coming=()):
         """A feed job: `unit`'s body in a Spool, or an Unfetchable when the unit is poison
-        (the emitting side fails or skips it, as on_bad_bundle says)."""
+        (the emitting side fails or skips it, as on_bad_bundle says). `coming` are the units
+        from this one on, whose exports the source may start ahead."""
         try:
+            if coming:
+                self.source.prepare(coming)
             return download(self.source, unit, self.config.spool_dir)
         except POISON as exc:
             return Unfetchable(unit, exc)

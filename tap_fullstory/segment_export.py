@@ -112,6 +112,7 @@ class WindowSource:
         self.config, self.export_type, self.bookmark = config, export_type, bookmark
         self.now = now
         self.host = config.api_base_url
+        self.in_flight = config.max_exports_in_flight
         self._exports = {}  # window id -> the export this run reads it from
 
     def window_id(self, begin):
@@ -139,14 +140,35 @@ class WindowSource:
         """The window, for lines about it as a whole (its name is its period)."""
         return mid_sentence(self.describe(window))
 
-    def fetch(self, window, spool):
-        """Export `window` (or read the export saved in the state) and download its file
-        into `spool`; returns its size."""
-        what = self.describe(window)
+    def prepare(self, windows):
+        """Start the exports of the next `windows` (the first is fetched next), so that up
+        to max_exports_in_flight run at FullStory at once. A 429 on creating one lowers that
+        number for the rest of the run."""
+        for window in windows[:self.in_flight]:
+            if self._saved(window):
+                continue
+            limited = self.api.transport.rate_limits["create export"]
+            operation = self.api.create(self.export_type, window.start, window.stop,
+                                        self.describe(window))
+            LOGGER.info("%s: export operation %s created.", self.describe(window), operation)
+            self._exports[window.id] = {"operationId": operation}
+            if self.api.transport.rate_limits["create export"] > limited and self.in_flight > 1:
+                self.in_flight -= 1
+                LOGGER.info("FullStory rate-limited creating exports: at most %d in flight from "
+                            "now on.", self.in_flight)
+
+    def _saved(self, window):
+        """The export this run (or the state) already has for `window`, or None."""
         saved = self._exports.get(window.id)
-        if saved is None and window.id == self.bookmark.unit_id:
+        if saved is None and window.id == self.bookmark.unit_id and self.bookmark.export_ref:
             saved = self.bookmark.export_ref
-        location = self._location(window, saved, spool, what)
+        return saved
+
+    def fetch(self, window, spool):
+        """Export `window` (or read the export made ahead, or saved in the state) and
+        download its file into `spool`; returns its size."""
+        what = self.describe(window)
+        location = self._location(window, self._saved(window), spool, what)
         try:
             return self.api.download(location, spool, what)
         except FatalAPIError:  # the signed location lapsed: ask for a fresh one, once
@@ -156,19 +178,23 @@ class WindowSource:
     def _location(self, window, saved, spool, what):
         """The download location of `window`'s export: the saved one while FullStory still
         has it, else a new export's. Notes the export on `spool` for the STATE."""
-        search_id = (saved or {}).get("searchExportId")
+        saved = dict(saved or {})
+        search_id = saved.get("searchExportId")
         if search_id:
             try:
                 location = self.api.location(search_id)
-                spool.export_ref = dict(saved)
+                spool.export_ref = saved
                 return location
             except ExportExpired:
                 LOGGER.warning("%s: export %s has expired; exporting the window again. Its "
                                "rows are sent again from the first, so rows already sent "
                                "from it may repeat.", what, search_id)
                 spool.restarted = True
-        operation = self.api.create(self.export_type, window.start, window.stop, what)
-        LOGGER.info("%s: export operation %s created.", what, operation)
+                saved = {}
+        operation = saved.get("operationId")
+        if operation is None:
+            operation = self.api.create(self.export_type, window.start, window.stop, what)
+            LOGGER.info("%s: export operation %s created.", what, operation)
         search_id = self._wait_for(operation, what)
         spool.export_ref = {"operationId": operation, "searchExportId": search_id}
         # A retry of this window reads this same export, so its rows keep their numbers.

@@ -13,6 +13,7 @@ import logging
 import re
 import threading
 import time
+from collections import Counter
 from urllib.parse import urlsplit
 
 import backoff
@@ -104,6 +105,7 @@ class Transport:
         self._headers = {"Authorization": f"Basic {config.api_key}",
                          "User-Agent": config.user_agent}
         self._local = threading.local()
+        self.rate_limits = Counter()  # 429s answered, by call ("create export", "list", …)
         self.pacer = pacer or DownloadPacer(config.max_downloads_per_minute)
         rate_limited = backoff.on_exception(
             backoff.runtime, RateLimited, value=lambda exc: exc.retry_after, jitter=None,
@@ -172,6 +174,7 @@ class Transport:
 
     def _log_rate_limit(self, details):
         exc, request = details["exception"], details["args"][0]
+        self.rate_limits[request.what.split(" (")[0]] += 1
         asked = exc.asked
         why = "as Retry-After asks" if asked >= MIN_RETRY_AFTER else \
             f"(Retry-After asked {asked:g} s; never less than {MIN_RETRY_AFTER:g} s)"

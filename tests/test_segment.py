@@ -184,3 +184,36 @@ def test_on_bad_bundle_skip_passes_a_poison_window_over(segment):
     assert "ERROR Skipped window 2026-01-01T12:00:00.000000Z to 2026-01-01T18:00:00.000000Z: " \
            "Window 2026-01-01T12:00:00.000000Z to 2026-01-01T18:00:00.000000Z line 1 is not " \
            "valid JSON" in result.stderr.decode()
+
+
+def creates_before_first_download(server):
+    """How many exports the tap had created when it first downloaded one."""
+    paths = [path for path, _ in server.requests]
+    first = next(i for i, path in enumerate(paths) if path.startswith("/download/"))
+    return sum(1 for path in paths[:first] if path.startswith("/segments/v1/exports"))
+
+
+@pytest.mark.parametrize("in_flight", [1, 3])
+def test_exports_are_created_ahead_and_emitted_in_window_order(segment, in_flight):
+    server, config = segment
+    result = run_tap("--config", config(max_exports_in_flight=in_flight))
+    assert result.returncode == 0, result.stderr.decode()
+    got = records(messages(result.stdout))
+    assert {identity(r): original_event(r) for r in got} == window_events(server.data)
+    stops = [r["ExportBundleStop"] for r in got]
+    assert stops == sorted(stops)  # strictly in window order, whatever finished first
+    assert creates_before_first_download(server) == in_flight
+    assert len(server.segment.operations) == 12  # one export per window, none twice
+    assert states(messages(result.stdout))[-1] == FINAL
+
+
+def test_a_429_on_create_lowers_the_exports_in_flight(segment):
+    server, config = segment
+    server.faults = Faults.parse("create-429-every=2")
+    result = run_tap("--config", config(max_exports_in_flight=3))
+    assert result.returncode == 0, result.stderr.decode()
+    stderr = result.stderr.decode()
+    assert "FullStory rate-limited creating exports: at most 2 in flight from now on." in stderr
+    assert "FullStory rate-limited creating exports: at most 1 in flight from now on." in stderr
+    ids = [identity(r) for r in records(messages(result.stdout))]
+    assert len(ids) == len(set(ids)) and set(ids) == set(window_events(server.data))

@@ -23,7 +23,8 @@ SPEC_HELP = ("comma-separated faults: 5xx-every=K (every K-th request answers 50
              "forbidden-path=PREFIX (requests whose path starts with PREFIX answer 403 "
              "permission_denied; may be given more than once), api-429-every=K (every K-th "
              "account API request, users, segments or settings, answers 429 with "
-             "Retry-After: 1)")
+             "Retry-After: 1), create-429-every=K (every K-th request to create a Segment "
+             "export answers 429 with Retry-After: 1)")
 
 NAMES = {"5xx-every": "error_every", "403-every": "forbidden_every",
          "missing-bundle": "missing_bundle", "reset-download": "reset_download",
@@ -33,7 +34,7 @@ NAMES = {"5xx-every": "error_every", "403-every": "forbidden_every",
          "stall-download": "stall_download", "429-forever": "always_429",
          "html-list": "html_list", "fail-operation": "fail_operation",
          "bad-window": "bad_window", "forbidden-path": "forbidden_path",
-         "api-429-every": "api_429_every"}
+         "api-429-every": "api_429_every", "create-429-every": "create_429_every"}
 
 
 @dataclass
@@ -56,8 +57,9 @@ class Faults:
     bad_window: int = 0
     forbidden_path: tuple = ()  # path prefixes (a single string works too)
     api_429_every: int = 0
+    create_429_every: int = 0
     _counts: dict = field(default_factory=lambda: {"request": 0, "list": 0, "get": 0,
-                                                   "download": 0, "api": 0})
+                                                   "download": 0, "api": 0, "create": 0})
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
@@ -106,3 +108,6 @@ class Faults:
 
     def api_429_now(self, number):
         return bool(self.api_429_every) and number % self.api_429_every == 0
+
+    def create_429_now(self, number):
+        return bool(self.create_429_every) and number % self.create_429_every == 0

@@ -168,6 +168,10 @@ def render(rows, export_format):
 
 
 def create_export(request):
+    faults = request.server.faults
+    if faults.create_429_now(faults.count("create")):
+        return request.send_error_json(429, "too_many_requests", "slow down",
+                                       {"Retry-After": "1"})
     try:
         export = parse_export(request.payload, time.time())
     except ValueError as exc:
