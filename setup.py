@@ -21,7 +21,7 @@ setup(
         "ijson==3.6.0",
         "orjson==3.13.0",
     ],
-    extras_require={"test": ["pytest==9.2.0", "responses==0.26.3"]},
+    extras_require={"test": ["pytest==9.2.0", "responses==0.26.3", "pyyaml==6.0.4"]},
     entry_points={
         "console_scripts": [
             "tap-fullstory=tap_fullstory.launch:main",

@@ -59,7 +59,9 @@ def stream_table():
     lines = ["| stream | API | key | replication | a row is | the key needs |",
              "|---|---|---|---|---|---|"]
     for s in about()["streams"]:
-        key = ", ".join(f"`{k}`" for k in s["key_properties"]) or "none (append-only)"
+        key = ", ".join(f"`{k}`" for k in s["key_properties"]) or (
+            "none (one current object)" if s["replication_method"] == "FULL_TABLE"
+            else "none (append-only)")
         replication = s["replication_method"] + (f" on `{s['replication_key']}`"
                                                  if s["replication_key"] else "")
         lines.append(f"| `{s['name']}` | {s['api']} | {key} | {replication} | {s['row']} "

@@ -5,7 +5,7 @@ import re
 import yaml
 
 from conftest import ROOT
-from tap_fullstory.cli import about_markdown
+from tap_fullstory.cli import about_markdown, stream_table
 from tap_fullstory.config import SETTINGS
 
 README = (ROOT / "README.md").read_text("utf-8")
@@ -16,8 +16,13 @@ def test_settings_table_is_the_about_output():
     assert table in README
 
 
+def test_stream_table_is_the_declarations():
+    assert stream_table() in README
+
+
 def test_meltano_snippet_lists_every_setting():
-    snippet = re.search(r"```yaml\n(.*?)```", README, re.S).group(1)
+    [snippet] = [block for block in re.findall(r"```yaml\n(.*?)```", README, re.S)
+                 if "executable: tap-fullstory" in block]
     extractor = yaml.safe_load(snippet)["plugins"]["extractors"][0]
     assert [s["name"] for s in extractor["settings"]] == [s.name for s in SETTINGS]
     assert extractor["executable"] == "tap-fullstory"
