@@ -1,11 +1,14 @@
 """End-to-end: the real `tap-fullstory` command against the sandbox on loopback."""
 
 import json
+import subprocess
+import time
 
 from jsonschema import Draft4Validator
 
 from conftest import (
     API_KEY,
+    TAP,
     edited_catalog,
     expected_events,
     identity,
@@ -262,3 +265,38 @@ def test_a_partly_emitted_bundle_that_is_gone_is_reported(sandbox, write_config,
     assert len(records(messages(result.stdout))) == 40
     assert states(messages(result.stdout))[-1]["bookmarks"]["events"] == {
         "ExportBundleStop": "2026-01-04T00:00:00.000000Z"}
+
+
+def test_about_lists_every_stream_from_the_declarations():
+    about = json.loads(run_tap("--about").stdout)
+    names = [s["name"] for s in about["streams"]]
+    assert names[-2:] == ["individuals", "events"] and len(names) == 14
+    users = next(s for s in about["streams"] if s["name"] == "users")
+    assert users == {"name": "users", "api": "GET /v2/users", "key_properties": ["id"],
+                     "replication_method": "FULL_TABLE", "replication_key": None,
+                     "row": "a user FullStory knows (identified with FS.identify)",
+                     "permission": "Architect or Admin"}
+
+
+def test_a_slow_target_is_named_as_what_sets_the_pace(sandbox, write_config):
+    server = sandbox(bundles=2, events_per_bundle=300)
+    tap = subprocess.Popen([TAP, "--config", write_config(server.url)],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    while tap.stdout.read(4096):  # a target that takes its time over every read
+        time.sleep(0.01)
+    stderr = tap.stderr.read().decode()
+    assert tap.wait(timeout=60) == 0, stderr
+    [line] = [line for line in stderr.splitlines() if line.startswith("INFO events: 2 bundle")
+              and "record(s) in" in line]
+    assert "% of it waiting for the target to read stdout (the target sets the pace: see " \
+           "the README's \"Loading fast\")." in line
+
+
+def test_a_file_is_never_blamed_as_a_slow_target(sandbox, write_config, tmp_path):
+    server = sandbox(bundles=2, events_per_bundle=300)
+    with open(tmp_path / "out.jsonl", "wb") as out:
+        result = subprocess.run([TAP, "--config", write_config(server.url)], stdout=out,
+                                stderr=subprocess.PIPE, timeout=60)
+    assert result.returncode == 0
+    assert "INFO events: 2 bundle(s), 600 record(s) in " in result.stderr.decode()
+    assert "waiting for the target" not in result.stderr.decode()

@@ -81,3 +81,40 @@ def test_config_file_loads(tmp_path):
     path = tmp_path / "config.json"
     path.write_text(json.dumps(BASE))
     assert load_config_file(str(path)) == BASE
+
+
+def test_both_hosts_have_defaults():
+    config = parse_config(BASE)
+    assert (config.base_url, config.api_base_url) == (DEFAULT_BASE_URL,
+                                                       "https://api.fullstory.com")
+
+
+def test_a_segment_export_config_from_before_api_base_url_keeps_working(caplog):
+    config = parse_config({**BASE, "source": "segment_export",
+                           "base_url": "http://127.0.0.1:8080"})
+    assert config.api_base_url == "http://127.0.0.1:8080"
+    assert config.base_url == DEFAULT_BASE_URL
+    assert "base_url is the Data Export host; segment_export reads api_base_url. Using " \
+           "base_url http://127.0.0.1:8080 as api_base_url: set api_base_url instead." in \
+        [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+
+
+def test_api_base_url_wins_when_both_are_set(caplog):
+    config = parse_config({**BASE, "source": "segment_export",
+                           "base_url": "http://127.0.0.1:1", "api_base_url": "http://127.0.0.1:2"})
+    assert (config.base_url, config.api_base_url) == ("http://127.0.0.1:1", "http://127.0.0.1:2")
+    assert caplog.records == []
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"api_base_url": "http://api.fullstory.com"}, "api_base_url 'http://api.fullstory.com' "
+                                                   "must use https"),
+    ({"on_bad_bundle": "ignore"}, "on_bad_bundle 'ignore' must be one of fail, skip."),
+    ({"on_forbidden": "maybe"}, "on_forbidden 'maybe' must be one of fail, skip."),
+    ({"max_exports_in_flight": 0}, "max_exports_in_flight must be at least 1, not 0."),
+    ({"max_rate_limit_wait": 0}, "max_rate_limit_wait must be at least 1, not 0."),
+    ({"end_date": "2025-12-31T00:00:00Z"}, "end_date must be later than start_date."),
+])
+def test_new_settings_are_validated(settings, message):
+    with pytest.raises(ConfigError, match=message.replace("(", "\\(").replace(")", "\\)")):
+        parse_config({**BASE, **settings})
