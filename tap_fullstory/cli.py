@@ -102,8 +102,8 @@ def build_parser():
     parser.add_argument("-d", "--discover", action="store_true",
                         help="print the catalog and exit")
     parser.add_argument("--test", action="store_true",
-                        help="check the connection and the key, count available bundles, "
-                             "and exit")
+                        help="check the connection and the key, count the bundles or windows "
+                             "there are to sync, and exit")
     parser.add_argument("--about", action="store_true",
                         help="print name, version, capabilities and settings")
     parser.add_argument("--format", choices=["json", "markdown"], default="json",

@@ -6,6 +6,7 @@ downloads run on background threads (feed.py). `state()` is at every moment the 
 that covers exactly the records handed to the writer.
 """
 
+import functools
 import itertools
 import logging
 import time
@@ -103,8 +104,12 @@ class FileStreamSync:
                            self.source.unit_name.capitalize(), resuming)
         paced = config.max_downloads_per_minute if self.source.unit_name == "bundle" else None
         self.progress = SyncProgress(self.name, units, self.source.unit_name, paced)
-        jobs = lambda: (lambda i=i: self._download(units[i], units[i:])  # noqa: E731
-                        for i in range(len(units)))
+        ahead = config.max_exports_in_flight
+
+        def jobs():
+            for number, unit in enumerate(units):
+                yield functools.partial(self._download, unit, units[number:number + ahead])
+
         with metrics.record_counter(self.name) as counter, \
                 Prefetcher(jobs, ahead=1, name="feed") as feed:
             for spool in feed:

@@ -10,6 +10,7 @@ filter, so every page is read, and the versions newer than the bookmark are emit
 first — then each STATE, even one written by a stop between records, is true.
 """
 
+import functools
 import logging
 import time
 
@@ -89,14 +90,14 @@ class PagedStreamSync:
         key = [self.stream.replication_key] if self.stream.replication_key else None
         self.writer.write_schema(self.name, self.schema, self.key_properties, key)
         self.writer.start_records(self.name, version=self.version)
-        what = self.name
-        pages = lambda: account_api.pages(  # noqa: E731
-            self.transport, self.config.api_base_url, self.stream.endpoint, what)
         if self.stream.history:
-            self._emit_versions(in_background(lambda: [r for page in pages() for r in page],
-                                              "pages"))
+            self._emit_versions(in_background(lambda: [r for page in self._pages()
+                                                       for r in page], "pages"))
         else:
-            jobs = lambda: ((lambda page=page: page) for page in pages())  # noqa: E731
+            def jobs():  # each page is fetched as the job list is walked, one page ahead
+                for page in self._pages():
+                    yield functools.partial(lambda records: records, page)
+
             with Prefetcher(jobs, ahead=1, name="pages") as feed:
                 for page in feed:
                     for record in page:
@@ -108,6 +109,10 @@ class PagedStreamSync:
         seconds = time.monotonic() - started
         LOGGER.info("%s: %s record(s) in %.1f s%s.", self.name, f"{self.emitted:,}", seconds,
                     target_share(self.writer.waited - waited, seconds))
+
+    def _pages(self):
+        return account_api.pages(self.transport, self.config.api_base_url,
+                                 self.stream.endpoint, self.name)
 
     def _emit(self, record):
         if STOP.signum is not None:
