@@ -122,7 +122,9 @@ def checked(destinations, target, expected, what, problems):
 
 
 def loaded_text(events, runs, exact):
-    return f"{events:,} in each of {runs}" if exact else "**no: see the mismatches**"
+    if not exact:
+        return "**no: see the mismatches**"
+    return f"{events:,} (1 run)" if runs == 1 else f"{events:,} in all {runs} runs"
 
 
 def warm_up(destinations, saved):
@@ -191,7 +193,7 @@ def run(report, quick, pg):
         served = sandbox.cpu() - before
         if count_records(saved) != events:
             raise SystemExit(f"the tap wrote {count_records(saved):,} RECORDs, not {events:,}")
-        speed.append(f"| the tap alone, to a file | {events:,} (1) | — | — "
+        speed.append(f"| the tap alone, to a file | {events:,} (1 run) | — | — "
                      f"| {alone.seconds:.2f} | {events / alone.seconds:,.0f} | — |")
         where.append(f"| the tap alone, to a file | {micros(alone.seconds, events)} "
                      f"| {micros(alone.usage[0].cpu, events)} | {micros(served, events)} "

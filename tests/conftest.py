@@ -236,3 +236,15 @@ def edited_catalog(tmp_path, config, edit, stream="events"):
     path = tmp_path / "catalog.json"
     path.write_text(json.dumps(discovered))
     return str(path)
+
+
+def catalog_selecting(tmp_path, config, names=None):
+    """The catalog --discover prints with the streams `names` selected (every stream when
+    None), saved; its path."""
+    discovered = json.loads(run_tap("--config", config, "--discover").stdout)
+    for stream in discovered["streams"]:
+        if names is None or stream["tap_stream_id"] in names:
+            set_md(stream, [], "selected", True)
+    path = tmp_path / f"catalog-{len(list(tmp_path.glob('catalog-*')))}.json"
+    path.write_text(json.dumps(discovered))
+    return str(path)

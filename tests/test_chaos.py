@@ -22,12 +22,12 @@ from test_segment import window_events
 from conftest import (
     API_KEY,
     TAP,
+    catalog_selecting,
     expected_events,
     identity,
     messages,
     original_event,
     run_tap,
-    select,
     states,
 )
 from tap_fullstory.streams import STREAMS
@@ -235,12 +235,7 @@ def account(sandbox, write_config, tmp_path):
     server = sandbox(bundles=4, events_per_bundle=300, faults="5xx-every=13,api-429-every=17")
     config = write_config(server.url, api_base_url=server.url, end_date="2026-01-05T00:00:00Z",
                           checkpoint_every=40)
-    discovered = json.loads(subprocess.run([TAP, "--config", config, "--discover"],
-                                           capture_output=True, check=True).stdout)
-    for stream in discovered["streams"]:
-        select(stream)
-    catalog = tmp_path / "catalog.json"
-    catalog.write_text(json.dumps(discovered))
+    catalog = catalog_selecting(tmp_path, config)
     first = int(server.data.start.timestamp())
     expected = {("events", key): event for key, event in expected_events(server.data).items()}
     for begin in range(first, first + 4 * 86400, 86400):
@@ -256,8 +251,8 @@ def account(sandbox, write_config, tmp_path):
              if s.kind == "paged" and not s.history and s.name not in current}
     for name, kind in kinds.items():
         current[name] = {(name, None): lifted(server.account.current(kind))}
-    final = run_tap("--config", config, "--catalog", str(catalog))
-    return World(["--config", config, "--catalog", str(catalog)], tmp_path / "spool",
+    final = run_tap("--config", config, "--catalog", catalog)
+    return World(["--config", config, "--catalog", catalog], tmp_path / "spool",
                  states(messages(final.stdout))[-1], expected, key=account_key,
                  original=account_row, current=current)
 

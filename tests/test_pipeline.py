@@ -6,6 +6,7 @@ import subprocess
 
 from conftest import (
     TAP,
+    catalog_selecting,
     edited_catalog,
     expected_events,
     identity,
@@ -94,14 +95,9 @@ def test_target_csv_gets_the_selected_columns_and_one_row_per_event(
 
 
 def whole_catalog(tmp_path, config):
-    """The catalog --discover prints with every stream selected, saved; its path."""
-    discovered = json.loads(subprocess.run([TAP, "--config", config, "--discover"],
-                                           capture_output=True, check=True).stdout)
-    for stream in discovered["streams"]:
-        select(stream)
-    path = tmp_path / "whole-catalog.json"
-    path.write_text(json.dumps(discovered))
-    return str(path), [s["tap_stream_id"] for s in discovered["streams"]]
+    """A catalog selecting every stream, saved; its path and the stream names."""
+    path = catalog_selecting(tmp_path, config)
+    return path, [s["tap_stream_id"] for s in json.loads(open(path).read())["streams"]]
 
 
 def test_singer_check_tap_validates_the_whole_catalog(sandbox, write_config, tmp_path):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TAP, edited_catalog, expected_events, select, set_md, tool
+from conftest import TAP, catalog_selecting, edited_catalog, expected_events, select, set_md, tool
 
 PG_BIN = Path(os.environ.get("TAP_FULLSTORY_PG_BIN", "/usr/lib/postgresql/15/bin"))
 BUNDLES, EVENTS = 4, 60
@@ -164,25 +164,13 @@ def test_kill_anywhere_with_identity_keys_upserts_each_event_once(
     assert_each_event_once(postgres, "fs_upsert", server.data)
 
 
-def select_streams(tmp_path, config, names):
-    """A catalog selecting exactly the streams `names`, saved; its path."""
-    discovered = json.loads(subprocess.run([TAP, "--config", config, "--discover"],
-                                           capture_output=True, check=True).stdout)
-    for stream in discovered["streams"]:
-        if stream["tap_stream_id"] in names:
-            set_md(stream, [], "selected", True)
-    path = tmp_path / "account-catalog.json"
-    path.write_text(json.dumps(discovered))
-    return str(path)
-
-
 @pytest.mark.parametrize("hard_delete", [True, False], ids=["hard delete", "soft delete"])
 def test_full_table_streams_loaded_twice_hold_exactly_the_current_rows(
         postgres, sandbox, write_config, tmp_path, hard_delete):
     server = sandbox(bundles=2, events_per_bundle=20)
     config = write_config(server.url, api_base_url=server.url)
     names = ["users", "segments", "block_rules", "recording_features"]
-    args = ["--config", config, "--catalog", select_streams(tmp_path, config, names)]
+    args = ["--config", config, "--catalog", catalog_selecting(tmp_path, config, names)]
     schema = "fs_full_table_" + ("hard" if hard_delete else "soft")
     db = {**postgres, "hard_delete": hard_delete}
     pipeline(db, schema, args, tmp_path)
@@ -211,7 +199,7 @@ def test_individuals_upsert_so_the_latest_window_wins(postgres, sandbox, write_c
                                                       tmp_path):
     server = sandbox(bundles=3, events_per_bundle=60)
     config = write_config(server.url, api_base_url=server.url, end_date="2026-01-04T00:00:00Z")
-    args = ["--config", config, "--catalog", select_streams(tmp_path, config, ["individuals"])]
+    args = ["--config", config, "--catalog", catalog_selecting(tmp_path, config, ["individuals"])]
     pipeline(postgres, "fs_people", args, tmp_path)
     got = sql_json(postgres, """select json_object_agg("IndvId"::text, json_build_object(
         'stop', to_char("ExportWindowStop", 'YYYY-MM-DD'), 'events', "NumEvents",

@@ -10,6 +10,7 @@ import pytest
 from ciso8601 import parse_rfc3339
 
 from conftest import (
+    catalog_selecting,
     messages,
     nth_state,
     records,
@@ -35,18 +36,8 @@ def account(sandbox, write_config, tmp_path):
     """A sandbox, and `sync(streams, state=None, **settings)` running the tap with a catalog
     that selects exactly `streams`."""
     server = sandbox(bundles=3, events_per_bundle=80)
-    discovered = json.loads(run_tap("--config", write_config(server.url), "--discover").stdout)
-
     def catalog(names):
-        chosen = json.loads(json.dumps(discovered))
-        for stream in chosen["streams"]:
-            if stream["tap_stream_id"] in names:
-                for entry in stream["metadata"]:
-                    if entry["breadcrumb"] == []:
-                        entry["metadata"]["selected"] = True
-        path = tmp_path / f"catalog-{len(list(tmp_path.glob('catalog-*')))}.json"
-        path.write_text(json.dumps(chosen))
-        return str(path)
+        return catalog_selecting(tmp_path, write_config(server.url), names)
 
     def config(**settings):
         return write_config(server.url, api_base_url=server.url, end_date=END,
