@@ -4,7 +4,6 @@ Figures come from the OS: wall time from a monotonic clock, a child's CPU second
 peak RSS from wait4, a live process's CPU seconds from /proc/<pid>/stat.
 """
 
-import gzip
 import json
 import os
 import subprocess
@@ -37,19 +36,6 @@ def bundle_dir(name, bundles, events):
         write_bundles(SandboxData(bundles=bundles, events_per_bundle=events, seed=7),
                       directory)
     return directory
-
-
-def json_bytes(directory):
-    """Uncompressed JSON bytes of every bundle in a directory (cached next to it)."""
-    cached = directory / "json-bytes"
-    if not cached.exists():
-        total = 0
-        for path in sorted(directory.glob("*.json.gz")):
-            with gzip.open(path, "rb") as body:
-                while chunk := body.read(1 << 22):
-                    total += len(chunk)
-        cached.write_text(str(total))
-    return int(cached.read_text())
 
 
 def write_json(path, value):
@@ -124,17 +110,28 @@ class Pipeline:
     def wait(self):
         """Wait for every command (wall time until the last ends); exit the bench if one
         failed, with the end of its stderr."""
-        for proc in self.procs:
-            _, status, rusage = os.wait4(proc.pid, 0)
-            proc.returncode = os.waitstatus_to_exitcode(status)
-            self.usage.append(Usage(rusage.ru_utime + rusage.ru_stime,
-                                    rusage.ru_maxrss / 1024))
+        try:
+            for proc in self.procs:
+                _, status, rusage = os.wait4(proc.pid, 0)
+                proc.returncode = os.waitstatus_to_exitcode(status)
+                self.usage.append(Usage(rusage.ru_utime + rusage.ru_stime,
+                                        rusage.ru_maxrss / 1024))
+        except BaseException:  # the bench is stopping: so are its children
+            self.kill()
+            raise
         self.seconds = time.perf_counter() - self.started
         for index, proc in enumerate(self.procs):
             if proc.returncode != 0:
                 tail = self.errors(index).read_text(errors="replace")[-2000:]
                 sys.exit(f"{self.name}: {proc.args[0]} failed ({proc.returncode}):\n{tail}")
         return self
+
+    def kill(self):
+        """Kill and reap whichever commands are still running."""
+        for proc in self.procs:
+            if proc.returncode is None:
+                proc.kill()
+                proc.wait()
 
     def stderr(self, index):
         return self.errors(index).read_text(errors="replace")

@@ -60,10 +60,14 @@ def backfill(directory, bundles, partitions):
     with Sandbox(directory, rate=f"{LIMIT}/{WINDOW}") as sandbox:
         parts = [partition(sandbox, bundles, partitions, i) for i in range(partitions)]
         started = time.perf_counter()
-        for pipeline, _, _ in parts:
-            pipeline.start()
-        for pipeline, _, _ in parts:
-            pipeline.wait()
+        try:
+            for pipeline, _, _ in parts:
+                pipeline.start()
+            for pipeline, _, _ in parts:
+                pipeline.wait()
+        finally:  # one failed or the bench is stopping: end the others too
+            for pipeline, _, _ in parts:
+                pipeline.kill()
         seconds = time.perf_counter() - started
     pairs = []
     for pipeline, end, out in parts:

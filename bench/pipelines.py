@@ -124,7 +124,8 @@ def checked(destinations, target, expected, what, problems):
 def loaded_text(events, runs, exact):
     if not exact:
         return "**no: see the mismatches**"
-    return f"{events:,} (1 run)" if runs == 1 else f"{events:,} in all {runs} runs"
+    return {1: f"{events:,} (1 run)", 2: f"{events:,} in both runs"}.get(
+        runs, f"{events:,} in all {runs} runs")
 
 
 def warm_up(destinations, saved):
