@@ -81,8 +81,9 @@ SETTINGS = (
             default=5, minimum=0),
     Setting("retry_backoff_seconds", "number", "First retry delay; each later retry waits up "
             "to twice as long (exponential backoff with full jitter). Also the first wait "
-            "between polls of a Segment export operation (doubling up to 60 s).", default=1,
-            minimum=0),
+            "between polls of a Segment export operation; later polls go when the export's "
+            "estimatePctComplete says it will be done (doubling up to 60 s without one).",
+            default=1, minimum=0),
     Setting("max_rate_limit_wait", "number", "Seconds a request may go on being answered "
             "429 (rate limited) without getting through before the run ends with one "
             "CRITICAL line. Each 429 waits its Retry-After, at least 1 s.", default=3600,

@@ -23,6 +23,7 @@ EXPORTS_PATH = "/segments/v1/exports"
 OPERATIONS_PATH = "/operations/v1/"
 RESULTS_PATH = "/search/v1/exports/{}/results"
 POLL_MAX_SECONDS = 60     # the longest wait between two polls of an export operation
+POLL_MIN_SECONDS = 0.05   # the shortest, whatever retry_backoff_seconds says: no busy loop
 POLL_GIVE_UP_SECONDS = 6 * 3600
 SETTING = "api_base_url"
 
@@ -33,6 +34,23 @@ class ExportFailed(FatalAPIError):
 
 class ExportExpired(NotFound):
     """A Segment export's results are gone; the window must be exported again."""
+
+
+def poll_waits(first, longest, started=None, clock=time.monotonic):
+    """Seconds before each next poll of an export operation (a backoff wait generator: it
+    is sent each answer). The wait doubles from `first` up to `longest`, as backoff.expo
+    would; but when an answer's estimatePctComplete, over the time since the export was
+    created (`started`, on `clock`), says it will be done sooner, the next poll goes then,
+    so a finished export is seen at once rather than at the next doubling."""
+    doubling = first
+    answer = yield  # backoff primes the generator with None
+    while True:
+        wait, doubling = doubling, min(doubling * 2, longest)
+        percent = answer.get("estimatePctComplete") if isinstance(answer, dict) else None
+        elapsed = None if started is None else clock() - started
+        if type(percent) in (int, float) and 0 < percent < 100 and elapsed:
+            wait = max(first, min(wait, elapsed * (100 - percent) / percent))
+        answer = yield wait
 
 
 def mid_sentence(what):
@@ -114,6 +132,7 @@ class WindowSource:
         self.host = config.api_base_url
         self.in_flight = config.max_exports_in_flight
         self._exports = {}  # window id -> the export this run reads it from
+        self._created = {}  # operationId -> when this run created it (time.monotonic)
 
     def window_id(self, begin):
         return begin * 100 + self.config.export_window_hours
@@ -148,9 +167,7 @@ class WindowSource:
             if self._saved(window):
                 continue
             limited = self.api.transport.rate_limits["create export"]
-            operation = self.api.create(self.export_type, window.start, window.stop,
-                                        self.describe(window))
-            LOGGER.info("%s: export operation %s created.", self.describe(window), operation)
+            operation = self._create(window, self.describe(window))
             self._exports[window.id] = {"operationId": operation}
             if self.api.transport.rate_limits["create export"] > limited and self.in_flight > 1:
                 self.in_flight -= 1
@@ -193,13 +210,18 @@ class WindowSource:
                 saved = {}
         operation = saved.get("operationId")
         if operation is None:
-            operation = self.api.create(self.export_type, window.start, window.stop, what)
-            LOGGER.info("%s: export operation %s created.", what, operation)
+            operation = self._create(window, what)
         search_id = self._wait_for(operation, what)
         spool.export_ref = {"operationId": operation, "searchExportId": search_id}
         # A retry of this window reads this same export, so its rows keep their numbers.
         self._exports[window.id] = spool.export_ref
         return self.api.location(search_id)
+
+    def _create(self, window, what):
+        operation = self.api.create(self.export_type, window.start, window.stop, what)
+        self._created[operation] = time.monotonic()
+        LOGGER.info("%s: export operation %s created.", what, operation)
+        return operation
 
     def _wait_for(self, operation, what):
         """Poll the operation until it completes; its searchExportId."""
@@ -215,9 +237,10 @@ class WindowSource:
             return True
 
         poll = backoff.on_predicate(
-            backoff.expo, pending, factor=self.config.retry_backoff_seconds,
-            max_value=POLL_MAX_SECONDS, max_time=POLL_GIVE_UP_SECONDS, jitter=None,
-            logger=None)(self.api.operation)
+            poll_waits, pending, max_time=POLL_GIVE_UP_SECONDS, jitter=None, logger=None,
+            first=max(self.config.retry_backoff_seconds, POLL_MIN_SECONDS),
+            longest=POLL_MAX_SECONDS,
+            started=self._created.get(operation))(self.api.operation)
         answer = poll(operation)
         state = answer.get("state")
         if state == "FAILED":

@@ -120,3 +120,28 @@ def test_windows_are_planned_up_to_end_date_or_the_settled_past():
     windows = source.plan(1767225600)
     assert len(windows) == 8 and windows[-1].stop == 1767225600 + 2 * 86400  # settle 24 h
     assert windows[0].id == 1767225600 * 100 + 6
+
+
+def waits(answers, first=0.1, longest=60, started=None, now=None):
+    """What poll_waits yields after each answer, on a clock that says `now`."""
+    from tap_fullstory.segment_export import poll_waits
+    generator = poll_waits(first, longest, started, clock=lambda: now)
+    generator.send(None)
+    return [generator.send(answer) for answer in answers]
+
+
+def test_polls_double_while_there_is_no_estimate():
+    assert waits([{"state": "PENDING"}] * 5) == [0.1, 0.2, 0.4, 0.8, 1.6]
+    assert waits([{}] * 12)[-1] == 60  # never longer than the longest
+
+
+def test_polls_go_when_the_estimate_says_the_export_is_done():
+    # created 30 s ago and 75 % done: done in another 10 s, sooner than the doubling's 12.8
+    answers = [{"state": "PENDING"}] * 7 + [{"estimatePctComplete": 75}]
+    assert waits(answers, started=100.0, now=130.0)[-1] == 10.0
+    # nearly done: the shortest wait, never a busy loop
+    assert waits([{"estimatePctComplete": 99.99}], started=0.0, now=10.0) == [0.1]
+    # an estimate that says later never waits longer than the doubling would
+    assert waits([{"estimatePctComplete": 10}] * 3, started=0.0, now=50.0) == [0.1, 0.2, 0.4]
+    # an export created by an earlier run (no start known) doubles as before
+    assert waits([{"estimatePctComplete": 50}] * 2) == [0.1, 0.2]
