@@ -25,7 +25,7 @@ setup(
     entry_points={
         "console_scripts": [
             "tap-fullstory=tap_fullstory.launch:main",
-            "tap-fullstory-sandbox=tap_fullstory.sandbox.cli:main",
+            "tap-fullstory-sandbox=tap_fullstory.sandbox.launch:main",
         ]
     },
 )

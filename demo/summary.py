@@ -54,7 +54,7 @@ def report(out):
             unique = f"{distinct:,} distinct {'+'.join(keys)}"
         else:
             unique = "append-only" if not full_table else "one current object"
-        later = (f"re-sent whole ({len(again)}): FULL_TABLE, replaced by ACTIVATE_VERSION"
+        later = (f"re-sent whole ({len(again)}): FULL_TABLE, a new table version"
                  if full_table else f"{len(again)} new")
         print(f"   {name:<27} {len(rows):>6,} row(s), {unique}; sync 2: {later}")
         if not rows:

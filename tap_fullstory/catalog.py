@@ -94,3 +94,22 @@ def emitted_fields(entry):
                 and field_md.get("inclusion") != "unsupported"):
             fields.add(name)
     return fields
+
+
+def emitted_schema(schema, fields):
+    """The schema the SCHEMA message carries: only the emitted fields, since targets make
+    their columns from it."""
+    return dict(schema, properties={name: prop for name, prop in schema["properties"].items()
+                                    if name in fields})
+
+
+def require_fields(entry, stream):
+    """Raise ConfigError if the catalog's schema for `stream` lost a field the stream cannot
+    do without: its key properties and its replication key."""
+    needed = list(key_properties(entry)) + ([stream.replication_key]
+                                            if stream.replication_key else [])
+    missing = [name for name in needed if name not in entry.schema.properties]
+    if missing:
+        raise ConfigError(f"The catalog's schema for {stream.name} has no {', '.join(missing)}"
+                          f" (its key or replication key): write the catalog with --discover "
+                          "and change only what is selected.")

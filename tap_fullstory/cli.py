@@ -21,7 +21,7 @@ from tap_fullstory.state import UnitBookmark
 from tap_fullstory.stopping import STOP, Stopped
 from tap_fullstory.streams import BY_NAME, STREAMS
 from tap_fullstory.sync import sync
-from tap_fullstory.transport import Transport
+from tap_fullstory.transport import SignedUrlFilter, Transport
 
 LOGGER = logging.getLogger(__name__)
 CAPABILITIES = ["catalog", "discover", "properties", "state", "about", "test"]
@@ -141,6 +141,7 @@ def _set_log_level():
                           "ERROR or CRITICAL.")
     for name in ("tap_fullstory", "urllib3"):
         logging.getLogger(name).setLevel(level)
+    logging.getLogger("urllib3.connectionpool").addFilter(SignedUrlFilter())
 
 
 def run(args):
@@ -166,13 +167,14 @@ def run(args):
         catalog = load_catalog(catalog_path, "--catalog" if args.catalog else "--properties")
     else:
         catalog = default_catalog()
+    args.synced = True  # from here on a stop ends on a STATE that resumes
     sync(Transport(config), config, catalog, state, MessageWriter())
     return 0
 
 
 def main(argv=None):
     """Run the command line (launch.py installs the stop handlers first) and exit."""
-    code = 2
+    code, args = 2, None
     try:
         args = build_parser().parse_args(argv)
         singer.get_logger()  # installs singer's stderr handler and "LEVEL message" format
@@ -184,8 +186,11 @@ def main(argv=None):
         LOGGER.critical("%s", exc)
         code = exc.exit_code
     except Stopped as exc:
-        LOGGER.critical("Stopped by %s; the last STATE printed resumes exactly where this "
-                        "run stopped.", exc.name)
+        if getattr(args, "synced", False):
+            LOGGER.critical("Stopped by %s; the last STATE printed resumes exactly where this "
+                            "run stopped.", exc.name)
+        else:
+            LOGGER.critical("Stopped by %s.", exc.name)
         code = exc.exit_code
     except BrokenPipeError:
         sys.stderr.write("CRITICAL stdout was closed by the target; the last STATE it "

@@ -18,7 +18,7 @@ from tap_fullstory.errors import ConfigError
 DEFAULT_BASE_URL = "https://export.fullstory.com"
 DEFAULT_API_BASE_URL = "https://api.fullstory.com"
 SOURCES = ("data_export", "segment_export")
-ON_BAD_BUNDLE = ("fail", "skip")
+FAIL_OR_SKIP = ("fail", "skip")
 LOGGER = logging.getLogger(__name__)
 DEFAULT_USER_AGENT = f"tap-fullstory/{__version__}"
 
@@ -38,7 +38,9 @@ class Setting:
 
 SETTINGS = (
     Setting("api_key", "string", "FullStory API key (Settings > Integrations & API Keys). "
-            "Needs the Data Export add-on. Sent as `Authorization: Basic <key>`.",
+            "What it needs depends on the streams (see --about's streams): data_export events "
+            "need the Data Export add-on; people and privacy need an Architect or Admin key. "
+            "Sent as `Authorization: Basic <key>`.",
             required=True, secret=True),
     Setting("start_date", "date-time", "RFC 3339 timestamp. No event whose EventStart is "
             "earlier is emitted; the first run lists bundles that end after it.",
@@ -46,10 +48,12 @@ SETTINGS = (
     Setting("source", "string", "Which FullStory API to read: data_export (the legacy "
             "bundle endpoints) or segment_export (the Segment Export API that replaces them).",
             default="data_export", choices=SOURCES),
-    Setting("end_date", "date-time", "RFC 3339 timestamp: sync no bundle or window that "
-            "ends after it (a unit belongs to a run when start < its Stop <= end_date, so "
-            "adjacent ranges neither overlap nor leave a gap). Unset: everything FullStory "
-            "offers (segment_export: up to now minus settle_hours).", default=None),
+    Setting("end_date", "date-time", "RFC 3339 timestamp: no event whose EventStart is at "
+            "or after it is emitted. A run reads the bundles and windows that overlap "
+            "[start_date, end_date) (start_date < Stop and Start < end_date) and splits a unit "
+            "that straddles a boundary by EventStart, so adjacent ranges neither overlap nor "
+            "leave a gap. Unset: everything FullStory offers (segment_export: up to now minus "
+            "settle_hours).", default=None),
     Setting("segment_id", "string", "segment_export only: the segment to export.",
             default="everyone"),
     Setting("export_window_hours", "integer", "segment_export only: hours per export window "
@@ -92,11 +96,11 @@ SETTINGS = (
             "a JSON array of event objects after max_retries downloads, or a listed bundle "
             "that answers 404: fail (one CRITICAL line) or skip (one ERROR line naming it; "
             "the state lists it under skipped, so it can be fetched again later).",
-            default="fail", choices=ON_BAD_BUNDLE),
+            default="fail", choices=FAIL_OR_SKIP),
     Setting("on_forbidden", "string", "What to do when FullStory answers 403 to a selected "
             "stream's endpoint (the key lacks the permission the stream needs): fail (one "
             "CRITICAL line naming the stream and the permission) or skip (a WARNING naming "
-            "it, and the other streams sync).", default="fail", choices=ON_BAD_BUNDLE),
+            "it, and the other streams sync).", default="fail", choices=FAIL_OR_SKIP),
     Setting("max_downloads_per_minute", "number", "Bundle downloads started per minute at "
             "most, spaced evenly. FullStory allows 2; raise it only for the sandbox or a "
             "proxy with its own limit.", default=2, minimum=0.01),

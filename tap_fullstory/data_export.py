@@ -72,7 +72,7 @@ class DataExportAPI:
     def download(self, bundle, sink):
         """GET one bundle's body into `sink`; returns its size on the wire."""
         hints = {**HINTS, 404: f"FullStory answered 404 Not Found for bundle {bundle.id}: the "
-                               "bundle no longer exists; run again to list bundles afresh."}
+                               "bundle no longer exists."}
         return self.transport.download(f"bundle {bundle.id}", self.get_url, SETTING, sink,
                                        params={"id": bundle.id}, paced=True, hints=hints)
 
@@ -89,7 +89,7 @@ class BundleSource:
         self.host = config.base_url
 
     def plan(self, start):
-        """The bundles with start < Stop <= end_date, oldest first."""
+        """The bundles with Stop after `start` and Start before end_date, oldest first."""
         return list(plan_bundles(self.api, start, self.end))
 
     def check(self, start):

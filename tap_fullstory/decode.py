@@ -42,7 +42,7 @@ MAX_JOINS = 16  # cuts inside one value tried with orjson before reading it exac
 BOUNDARY = re.compile(rb"\}\s*,\s*\{")
 WHITESPACE = b" \t\r\n"
 NEVER = 1 << 62  # past any buffer (an int: compared with ints on the hot path)
-INT64_MIN, UINT64_MAX = -(1 << 63), (1 << 64) - 1
+INT64_MIN, INT64_MAX, UINT64_MAX = -(1 << 63), (1 << 63) - 1, (1 << 64) - 1
 ROUNDED = float(1 << 63)  # orjson turns integers beyond 64 bits into floats at least this big
 # Digits and "-" become "0": twenty "0"s in a row are twenty digits, or a minus and
 # nineteen, and only such integers can be beyond 64 bits, where orjson rounds them.
@@ -77,6 +77,9 @@ def open_body(source):
         magic = raw.read(2)
         raw.seek(0)
         body = gzip.GzipFile(fileobj=raw, mode="rb") if magic == GZIP_MAGIC else raw
+        if body is not raw and body.peek(2)[:2] == GZIP_MAGIC:
+            # a gzip file that was also sent with Content-Encoding: gzip
+            body = gzip.GzipFile(fileobj=body, mode="rb")
         with body:
             if body.peek(len(UTF8_BOM)).startswith(UTF8_BOM):
                 body.read(len(UTF8_BOM))
@@ -247,6 +250,10 @@ def _ndjson_events(body, what, tally):
                 try:
                     event = _exact_alone(line, tally)
                 except ValueError:
+                    if number == 1 and line.lstrip(WHITESPACE)[:1] != b"{":
+                        shown = line.lstrip(WHITESPACE)[:1]
+                        raise BundleFormatError(f"{what} is not NDJSON event lines (its body "
+                                                f"starts with {shown!r}).") from None
                     cut = " (it ends early)" if not block and index == len(lines) else ""
                     raise BundleFormatError(f"{what} line {number} is not valid JSON{cut}.") \
                         from None

@@ -9,6 +9,8 @@ a second, slower encoding of just that record. The writer also keeps how long it
 were blocked, which is how long the run waited for the target to read stdout.
 """
 
+import os
+import stat
 import sys
 import time
 from decimal import Decimal
@@ -45,13 +47,23 @@ def _exact_number(value):
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
+def _is_pipe(out):
+    """True when `out` is a pipe or a socket: only there does a write wait for a reader."""
+    try:
+        mode = os.fstat(out.fileno()).st_mode
+    except (AttributeError, OSError, ValueError):
+        return False  # a stream without a descriptor (tests)
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+
+
 class MessageWriter:
     """Buffers whole Singer message lines and writes them to a binary stream."""
 
     def __init__(self, out=None):
         self._out = out if out is not None else sys.stdout.buffer
         self.last_state = None  # the value of the last STATE fully written
-        self.waited = 0.0       # seconds spent inside writes to the stream
+        self.waited = 0.0       # seconds spent inside writes to a pipe or socket
+        self._timed = _is_pipe(self._out)
         self._parts = []
         self._size = 0
         self.start_records("events")
@@ -99,7 +111,7 @@ class MessageWriter:
 
     def flush(self, state=None):
         """Write every pending line; `state` is the value of a STATE among them, if any."""
-        started = time.perf_counter()
+        started = time.perf_counter() if self._timed else None
         if self._parts:
             pending = memoryview(b"".join(self._parts))
             while pending:
@@ -108,6 +120,7 @@ class MessageWriter:
             self._parts.clear()
             self._size = 0
         self._out.flush()
-        self.waited += time.perf_counter() - started
+        if started is not None:
+            self.waited += time.perf_counter() - started
         if state is not None:
             self.last_state = state

@@ -15,6 +15,7 @@ import backoff
 from singer import metrics
 
 from tap_fullstory import catalog as catalogs
+from tap_fullstory.config import parse_start_date
 from tap_fullstory.data_export import BundleSource
 from tap_fullstory.decode import iter_events
 from tap_fullstory.errors import BundleFormatError, NotFound, TapError
@@ -38,13 +39,21 @@ def make_source(stream, transport, config, bookmark):
     return WindowSource(transport, config, stream.export_type, bookmark)
 
 
+def unexpected_type(content_type):
+    """A Content-Type no export body comes as (a proxy's text/html), or None."""
+    kind = (content_type or "").split(";")[0].strip().lower()
+    if not kind or any(word in kind for word in ("json", "gzip", "octet-stream", "ndjson")):
+        return None
+    return kind
+
+
 class Position:
     """The unit being emitted and how many of its rows are out: what a STATE records."""
 
-    __slots__ = ("unit", "done", "export_ref")
+    __slots__ = ("unit", "done", "origin")
 
-    def __init__(self, unit, done, export_ref):
-        self.unit, self.done, self.export_ref = unit, done, export_ref
+    def __init__(self, unit, done, origin):
+        self.unit, self.done, self.origin = unit, done, origin
 
 
 class Unfetchable:
@@ -67,14 +76,16 @@ class FileStreamSync:
         id_key, stop_key, _ = stream.unit_fields
         self.bookmark = read_unit_bookmark(keeper.value(), self.name, id_key, stop_key)
         self.source = make_source(stream, transport, config, self.bookmark)
+        catalogs.require_fields(entry, stream)
         fields = catalogs.emitted_fields(entry)
         schema = entry.schema.to_dict()
-        self.shaper = RecordShaper(schema, fields, stream.catch_all, config.start_date,
-                                   stream.start_field, stream.unit_fields)
-        # Targets make columns from the SCHEMA message: it lists the emitted fields only.
-        self.schema = dict(schema, properties={k: v for k, v in schema["properties"].items()
-                                               if k in fields})
+        # Only rows with a time to split on are bounded by end_date within a unit.
+        self.end = config.end_date if stream.start_field else None
         self.key_properties = catalogs.key_properties(entry)
+        self.shaper = RecordShaper(schema, fields, stream.catch_all, config.start_date,
+                                   stream.start_field, stream.unit_fields, self.end,
+                                   self.key_properties)
+        self.schema = catalogs.emitted_schema(schema, fields)
         self.position = None
         self.progress = None
 
@@ -83,11 +94,11 @@ class FileStreamSync:
         bookmark = self.bookmark
         if self.position is not None and self.position.done:
             bookmark = bookmark.in_progress(self.position.unit, self.position.done,
-                                            self.position.export_ref)
+                                            self.position.origin)
         return self.keeper.update(self.name, bookmark.to_dict())
 
     def run(self):
-        config = self.config
+        config, waited = self.config, self.writer.waited
         self.writer.write_schema(self.name, self.schema, self.key_properties,
                                  [self.stream.replication_key])
         check_spool_dir(config.spool_dir)
@@ -116,16 +127,22 @@ class FileStreamSync:
                 started = time.monotonic()
                 unit = spool.unit
                 skip = self.bookmark.rows_to_skip(unit.id)
-                emitted = self._emit_unit(spool, skip)
+                emitted, skipped = self._emit_unit(spool, skip)
+                origin = self.position.origin if self.position else None
                 self.position = None
-                if emitted is not None:
-                    self.bookmark = self.bookmark.done(unit)
+                counter.increment(emitted)
+                if not skipped:
+                    if self.end is not None and unit.stop > self.end.timestamp():
+                        # the next range has the rest of this unit's events
+                        self.bookmark = self.bookmark.events_before(unit, format_stop(
+                            int(self.end.timestamp())), origin)
+                    else:
+                        self.bookmark = self.bookmark.done(unit)
                     self.writer.write_state(self.state())
-                    counter.increment(emitted)
                     self.progress.unit_done(spool, emitted, time.monotonic() - started, skip)
                 STOP.check()
         self.shaper.report(LOGGER)
-        self.progress.finished(self.writer.waited)
+        self.progress.finished(self.writer.waited - waited)
 
     def _download(self, unit, coming=()):
         """A feed job: `unit`'s body in a Spool, or an Unfetchable when the unit is poison
@@ -139,9 +156,14 @@ class FileStreamSync:
             return Unfetchable(unit, exc)
 
     def _emit_unit(self, spool, skip):
-        """Emit one unit from row `skip`; how many records went out, or None if skipped."""
+        """Emit one unit from row `skip`: (how many records went out, whether it was
+        skipped)."""
         unit = spool.unit
         self.position = Position(unit, skip, None)
+        self.shaper.since = self.config.start_date
+        if unit.id == self.bookmark.unit_id and self.bookmark.before is not None:
+            self.shaper.since = max(self.config.start_date,
+                                    parse_start_date(self.bookmark.before))
         emitted = 0
         delays = backoff.expo(factor=self.config.retry_backoff_seconds)
         next(delays)  # backoff's generators start with a priming value
@@ -150,37 +172,47 @@ class FileStreamSync:
                 if isinstance(spool, Unfetchable):
                     raise spool.error
                 with spool:
-                    if spool.restarted:  # a new export: its rows may come in a new order
+                    if spool.renumbered:  # a new export: its rows may come in a new order
                         self.position.done = 0
-                    self.position.export_ref = spool.export_ref
+                    self.position.origin = spool.origin
                     emitted += self._emit_rows(spool)
-                return emitted
+                return emitted, False
             except POISON as exc:
+                if isinstance(exc, BundleFormatError) and not isinstance(spool, Unfetchable):
+                    exc.served_as = unexpected_type(spool.content_type)
                 if isinstance(spool, Unfetchable) or attempt > self.config.max_retries:
-                    return self._give_up(unit, exc)
+                    return self._give_up(unit, exc, emitted)
                 wait = backoff.full_jitter(next(delays))
                 LOGGER.warning("%s Downloading it again in %.1f s (try %d of %d).", exc,
                                wait, attempt + 1, self.config.max_retries + 1)
                 STOP.wait(wait)
                 spool = in_background(lambda: self._download(unit), "retry")
 
-    def _give_up(self, unit, exc):
+    def _give_up(self, unit, exc, emitted):
+        """Fail on a poison unit, or skip it (on_bad_bundle); the records it gave."""
         done = self.position.done
+        served = getattr(exc, "served_as", None)
+        reason = f"{exc}{f' FullStory served it as {served}.' if served else ''}"
         if self.config.on_bad_bundle != "skip":
-            if isinstance(exc, BundleFormatError):
-                raise TapError(f"{exc} Gave up after {self.config.max_retries + 1} downloads; "
-                               f"rows before {done} are out and the last STATE resumes after "
-                               "them (on_bad_bundle: skip would pass over it).") from None
-            raise TapError(f"{exc} (on_bad_bundle: skip would pass over it.)") from None
-        reason = str(exc)
+            raise TapError(f"{reason} {self._what_to_do(exc, done)} (on_bad_bundle: skip "
+                           "would pass over it).") from None
         LOGGER.error("Skipped %s: %s%s It is listed under 'skipped' in the state; see the "
                      "README to fetch it again.", self.source.describe_period(unit), reason,
                      f" Its first {done} row(s) are out." if done else "")
         self.bookmark = self.bookmark.skip(unit, reason, done)
         self.position = None
         self.writer.write_state(self.state())
-        self.progress.unit_skipped(unit)
-        return None
+        self.progress.unit_skipped(unit, emitted)
+        return emitted, True
+
+    def _what_to_do(self, exc, done):
+        if isinstance(exc, BundleFormatError):
+            tries = self.config.max_retries + 1
+            return (f"Gave up after {tries} download{'s' if tries > 1 else ''}; rows before "
+                    f"{done} are out and the last STATE resumes after them")
+        if isinstance(exc, ExportFailed):
+            return "Run again to retry; the last STATE resumes at this window"
+        return "Run again to list bundles afresh"
 
     def _emit_rows(self, spool):
         """Emit rows from position.done on; how many records went out. Checks the stop

@@ -2,9 +2,9 @@
 per page, each record shaped and emitted.
 
 FULL_TABLE streams carry a table version on every record and end with ACTIVATE_VERSION, so
-a target that supports it keeps exactly the rows of the last complete run. The version is
-in the stream's bookmark while it syncs, so a resumed run goes on with it (its rows stay),
-and dropped once activated. History streams
+a target that supports it keeps exactly the rows of the last complete run. Each run,
+resumed or not, reads them from the first page under a new version: what an interrupted
+run sent may be stale by then, and the activation drops it. History streams
 are INCREMENTAL on `lastUpdated`: FullStory documents no order for versions and no date
 filter, so every page is read, and the versions newer than the bookmark are emitted oldest
 first — then each STATE, even one written by a stop between records, is true.
@@ -56,14 +56,14 @@ class PagedStreamSync:
         self.transport, self.config = transport, config
         self.writer, self.keeper = writer, keeper
         bookmark = stream_bookmark(keeper.value(), self.name)
+        catalogs.require_fields(entry, stream)
         fields = catalogs.emitted_fields(entry)
         schema = entry.schema.to_dict()
-        self.shaper = RecordShaper(schema, fields, stream.catch_all)
-        self.schema = dict(schema, properties={k: v for k, v in schema["properties"].items()
-                                               if k in fields})
         self.key_properties = catalogs.key_properties(entry)
+        self.shaper = RecordShaper(schema, fields, stream.catch_all,
+                                   keys=self.key_properties)
+        self.schema = catalogs.emitted_schema(schema, fields)
         self.emitted = 0
-        self.activated = False
         if stream.history:
             self.since = bookmark.get("lastUpdated")
             if self.since is not None and version_moment(bookmark) is None:
@@ -72,17 +72,11 @@ class PagedStreamSync:
             self.version = None
         else:
             self.since = None
-            saved = bookmark.get("version")
-            resumed = keeper.currently_syncing == self.name and type(saved) is int
-            # A resumed run goes on with the interrupted run's version: its rows stay.
-            self.version = saved if resumed else int(time.time() * 1000)
+            self.version = int(time.time() * 1000)
 
     def state(self):
         """The STATE value for exactly what has been handed to the writer."""
-        if self.stream.history:
-            bookmark = {} if self.since is None else {"lastUpdated": self.since}
-        else:  # the version matters only until it is activated: a resume goes on with it
-            bookmark = {} if self.activated else {"version": self.version}
+        bookmark = {} if self.since is None else {"lastUpdated": self.since}
         return self.keeper.update(self.name, bookmark)
 
     def run(self):
@@ -103,7 +97,6 @@ class PagedStreamSync:
                     for record in page:
                         self._emit(record)
             self.writer.write_activate_version(self.name, self.version)
-            self.activated = True
         self.writer.write_state(self.state())
         self.shaper.report(LOGGER)
         seconds = time.monotonic() - started

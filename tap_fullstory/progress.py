@@ -48,7 +48,7 @@ class SyncProgress:
         if per_minute:
             floor = (self.total - 1) * 60 / per_minute
             limit = (f"; FullStory's download limit alone takes at least {duration(floor)} "
-                     f"({self.total} downloads at {per_minute:g} a minute)")
+                     f"({self.total} downloads at {per_minute:,.10g} a minute)")
         LOGGER.info("%s: %d %s(s) to sync, ending %s … %s UTC%s.", stream, self.total, unit,
                     _moment(units[0].stop), _moment(units[-1].stop), limit)
 
@@ -63,9 +63,11 @@ class SyncProgress:
             pace = max(pace, left * 60 / self.per_minute)
         return pace
 
-    def unit_skipped(self, unit):
-        """A unit passed over by on_bad_bundle: skip (its ERROR line says why)."""
+    def unit_skipped(self, unit, emitted=0):
+        """A unit passed over by on_bad_bundle: skip (its ERROR line says why), after
+        `emitted` records it gave before it broke."""
         self.done += 1
+        self.events += emitted
 
     def unit_done(self, spool, emitted, seconds, skipped=0):
         """One line for a unit just emitted in full."""

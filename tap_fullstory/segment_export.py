@@ -138,11 +138,11 @@ class WindowSource:
         return begin * 100 + self.config.export_window_hours
 
     def plan(self, start):
-        """Aligned windows from `start` whose end has settled (and is <= end_date)."""
-        end = int(self.now()) - self.config.settle_hours * 3600
-        if self.config.end_date is not None:
-            end = min(end, int(self.config.end_date.timestamp()))
-        return plan_windows(start, end, self.config.export_window_hours, self.window_id)
+        """Aligned windows from `start` that begin before end_date and have settled."""
+        settled = int(self.now()) - self.config.settle_hours * 3600
+        end = None if self.config.end_date is None else int(self.config.end_date.timestamp())
+        return plan_windows(start, end, settled, self.config.export_window_hours,
+                            self.window_id)
 
     def check(self, start):
         """`--test`: one line on what there is to sync from `start` (unix seconds)."""
@@ -177,8 +177,8 @@ class WindowSource:
     def _saved(self, window):
         """The export this run (or the state) already has for `window`, or None."""
         saved = self._exports.get(window.id)
-        if saved is None and window.id == self.bookmark.unit_id and self.bookmark.export_ref:
-            saved = self.bookmark.export_ref
+        if saved is None and window.id == self.bookmark.unit_id and self.bookmark.origin:
+            saved = self.bookmark.origin
         return saved
 
     def fetch(self, window, spool):
@@ -189,7 +189,7 @@ class WindowSource:
         try:
             return self.api.download(location, spool, what)
         except FatalAPIError:  # the signed location lapsed: ask for a fresh one, once
-            location = self._location(window, spool.export_ref, spool, what)
+            location = self._location(window, spool.origin, spool, what)
             return self.api.download(location, spool, what)
 
     def _location(self, window, saved, spool, what):
@@ -200,21 +200,21 @@ class WindowSource:
         if search_id:
             try:
                 location = self.api.location(search_id)
-                spool.export_ref = saved
+                spool.origin = saved
                 return location
             except ExportExpired:
                 LOGGER.warning("%s: export %s has expired; exporting the window again. Its "
                                "rows are sent again from the first, so rows already sent "
                                "from it may repeat.", what, search_id)
-                spool.restarted = True
+                spool.renumbered = True
                 saved = {}
         operation = saved.get("operationId")
         if operation is None:
             operation = self._create(window, what)
         search_id = self._wait_for(operation, what)
-        spool.export_ref = {"operationId": operation, "searchExportId": search_id}
+        spool.origin = {"operationId": operation, "searchExportId": search_id}
         # A retry of this window reads this same export, so its rows keep their numbers.
-        self._exports[window.id] = spool.export_ref
+        self._exports[window.id] = spool.origin
         return self.api.location(search_id)
 
     def _create(self, window, what):
@@ -246,9 +246,7 @@ class WindowSource:
         if state == "FAILED":
             details = answer.get("errorDetails") or "no details given"
             raise ExportFailed(f"FullStory could not export {mid_sentence(what)} (operation "
-                                f"{operation}): "
-                                f"{details}. Run again to retry; the last STATE resumes at "
-                                "this window.")
+                               f"{operation}): {details}.")
         if state != "COMPLETED":
             raise FatalAPIError(f"Export operation {operation} was still {state} after "
                                 f"{POLL_GIVE_UP_SECONDS // 3600} h; run again later.")

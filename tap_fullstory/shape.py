@@ -18,6 +18,8 @@ from collections import Counter
 
 import ciso8601
 
+from tap_fullstory.decode import INT64_MAX, INT64_MIN
+
 CUSTOM_VARS = "CustomVars"
 NONE_TYPE = type(None)
 TYPES = {"integer": frozenset({int, NONE_TYPE}),
@@ -30,7 +32,6 @@ NO_UNIT_FIELDS = (None, None, None)
 DATE_TIME = "date-time"
 DROP = "drop"  # declared but not selected
 MAX_PLANS = 4096  # distinct (keys, value types) layouts remembered
-INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 
 
 def is_date_time(value):
@@ -44,6 +45,19 @@ def is_date_time(value):
     except ValueError:
         return False
     return True
+
+
+KEY_MISFIT = "key misfit"  # a plan for rows whose key needs converting: the rare path
+
+
+def _as_key(value, rule):
+    """A key of the wrong type in the one its column has, when that loses nothing (an id
+    sent as a number where FullStory documents a string, or the reverse); else as it is."""
+    if str in rule and type(value) is int:
+        return str(value)
+    if int in rule and type(value) is str and value.strip().lstrip("-").isdigit():
+        return int(value)
+    return value
 
 
 def _rule(prop):
@@ -62,7 +76,7 @@ class RecordShaper:
     fields the tap adds from the unit a row came from (None where a stream has none)."""
 
     def __init__(self, schema, emitted_fields, catch_all=CUSTOM_VARS, start_date=None,
-                 start_field=None, unit_fields=NO_UNIT_FIELDS):
+                 start_field=None, unit_fields=NO_UNIT_FIELDS, end_date=None, keys=()):
         id_field, stop_field, row_field = unit_fields
         owned = {f for f in unit_fields if f} | {catch_all}
         self._rules = {name: (_rule(prop) if name in emitted_fields else DROP)
@@ -71,6 +85,7 @@ class RecordShaper:
         self._int64 = {name for name, rule in self._rules.items()
                        if isinstance(rule, frozenset) and int in rule and float not in rule}
         self._catch_all = catch_all
+        self._keys = frozenset(keys)  # a key keeps its column: converted if it can be
         self._keep_custom = catch_all in emitted_fields
         self._unit_fields = {role: name for role, name in (("id", id_field),
                                                           ("stop", stop_field))
@@ -79,8 +94,12 @@ class RecordShaper:
         self._plans = {}
         self._start_field = start_field if start_date is not None else None
         self._start_date = start_date
+        self.since = start_date  # rows before it are not emitted (a resume may move it on)
+        self._end_date = end_date
         self.misfits = Counter()
         self.before_start_date = 0
+        self.already_out = 0  # before `since` but not start_date: sent by an earlier run
+        self.after_end_date = 0
         self.unreadable_event_start = 0  # emitted unchecked against start_date
 
     def identity_values(self, unit):
@@ -97,8 +116,15 @@ class RecordShaper:
         start = event.get(self._start_field) if self._start_field else None
         if type(start) is str:  # parsed once: for start_date and as its own validity check
             try:
-                if ciso8601.parse_rfc3339(start) < self._start_date:
-                    self.before_start_date += 1
+                moment = ciso8601.parse_rfc3339(start)
+                if moment < self.since:
+                    if moment < self._start_date:
+                        self.before_start_date += 1
+                    else:
+                        self.already_out += 1
+                    return None
+                if self._end_date is not None and moment >= self._end_date:
+                    self.after_end_date += 1
                     return None
             except ValueError:
                 self.unreadable_event_start += 1
@@ -107,6 +133,8 @@ class RecordShaper:
             self.unreadable_event_start += 1
         signature = (*event, *map(type, event.values()))  # the keys, then their types
         plan = self._plans.get(signature) or self._plan(signature)
+        if plan is KEY_MISFIT:
+            return self._shape_each_value(event, identity, row)
         custom_keys, drop_keys, misfit_keys, date_keys, ints, as_int64 = plan
         try:
             for key in date_keys:
@@ -143,6 +171,9 @@ class RecordShaper:
                 drop.append(key)
             elif rule is None or (kind not in rule if rule is not DATE_TIME
                                   else kind not in (str, NONE_TYPE)):
+                if key in self._keys:  # the rare path converts it, or keeps it as it is
+                    self._plans[signature] = KEY_MISFIT
+                    return KEY_MISFIT
                 (custom if self._keep_custom else drop).append(key)
                 if rule is not None:
                     misfit.append(key)
@@ -181,6 +212,9 @@ class RecordShaper:
             elif type(value) in rule and (type(value) is not int or key not in self._int64
                                           or INT64_MIN <= value <= INT64_MAX):
                 record[key] = value
+            elif key in self._keys:
+                record[key] = _as_key(value, rule)
+                self.misfits[key] += 1
             else:
                 custom[key] = value
                 self.misfits[key] += 1
@@ -195,6 +229,12 @@ class RecordShaper:
         if self.before_start_date:
             logger.info("%d event(s) earlier than start_date were not emitted.",
                         self.before_start_date)
+        if self.already_out:
+            logger.info("%d event(s) an earlier run sent (before its end_date) were not "
+                        "emitted again.", self.already_out)
+        if self.after_end_date:
+            logger.info("%d event(s) at or after end_date were not emitted (the next range "
+                        "has them).", self.after_end_date)
         fate = (f"went to {self._catch_all}" if self._keep_custom
                 else f"were dropped, as {self._catch_all} is not selected")
         for field, count in sorted(self.misfits.items()):

@@ -71,8 +71,11 @@ class Spool:
         self.expected = None
         self.content_type = None
         self.time_extracted = None
-        self.export_ref = None  # the Segment export the body came from, for STATE
-        self.restarted = False  # True when a saved export expired and was made anew
+        # Set by the source, opaque here: where the body came from (kept in the STATE, so a
+        # resume reads the same body), and whether its rows may be numbered anew (emit
+        # from the first).
+        self.origin = None
+        self.renumbered = False
 
     def begin(self, expected=None, content_type=None):
         """Start (or restart) the body; `expected` is its size on the wire, if known."""

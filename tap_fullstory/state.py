@@ -33,8 +33,9 @@ class UnitBookmark:
     unit_id: int = None            # the unit emitted in part, if any
     unit_stop: str = None
     rows_done: int = 0
-    export_ref: dict = field(default_factory=dict)  # a Segment export to download again
+    origin: dict = field(default_factory=dict)  # where the unit's body came from (an export)
     skipped: tuple = ()            # units passed over by on_bad_bundle: skip
+    before: str = None             # the unit's events earlier than this are out
     id_key: str = ID_KEY           # how the stream names a unit's id and Stop
     stop_key: str = STOP_KEY
 
@@ -47,15 +48,21 @@ class UnitBookmark:
     def rows_to_skip(self, unit_id):
         return self.rows_done if unit_id == self.unit_id else 0
 
-    def in_progress(self, unit, rows_done, export_ref=None):
+    def in_progress(self, unit, rows_done, origin=None):
         """Rows [0, rows_done) of `unit` are out."""
+        before = self.before if unit.id == self.unit_id else None
         return replace(self, unit_id=unit.id, unit_stop=unit.stop_text, rows_done=rows_done,
-                       export_ref=dict(export_ref or {}))
+                       origin=dict(origin or {}), before=before)
+
+    def events_before(self, unit, moment, origin=None):
+        """`unit` straddles a run's end_date: its events earlier than `moment` are out, and a
+        later run without that end_date sends the rest."""
+        return replace(self.in_progress(unit, 0, origin), before=moment)
 
     def done(self, unit):
         """Every row of `unit` is out."""
         return replace(self, stop=unit.stop_text, unit_id=None, unit_stop=None, rows_done=0,
-                       export_ref={})
+                       origin={}, before=None)
 
     def skip(self, unit, reason, rows_done=0):
         """`unit` is passed over; its first `rows_done` rows are out."""
@@ -67,8 +74,13 @@ class UnitBookmark:
     def to_dict(self):
         value = {} if self.stop is None else {self.stop_key: self.stop}
         if self.unit_id is not None:
-            value["in_progress"] = {self.id_key: self.unit_id, self.stop_key: self.unit_stop,
-                                    "rows_done": self.rows_done, **self.export_ref}
+            progress = {self.id_key: self.unit_id}
+            if self.unit_stop is not None:
+                progress[self.stop_key] = self.unit_stop
+            progress["rows_done"] = self.rows_done
+            if self.before is not None:
+                progress["events_before"] = self.before
+            value["in_progress"] = {**progress, **self.origin}
         if self.skipped:
             value["skipped"] = [dict(entry) for entry in self.skipped]
         return value
@@ -131,10 +143,16 @@ def read_unit_bookmark(state, stream=STREAM, id_key=ID_KEY, stop_key=STOP_KEY):
         raise bad_state(f"'in_progress' must hold {id_key} and rows_done") from None
     if not all(type(v) is int and v >= 0 for v in (unit_id, rows_done)):
         raise bad_state(f"'in_progress' {id_key} and rows_done must be whole numbers")
-    export_ref = {k: v for k, v in progress.items()
-                  if k not in (id_key, stop_key, "rows_done")}
+    before = progress.get("events_before")
+    if before is not None:
+        parse_start_date(before, "State in_progress events_before")
+    origin = {k: v for k, v in progress.items()
+                  if k not in (id_key, stop_key, "rows_done", "events_before")}
+    if not all(isinstance(v, str) and v for v in origin.values()):
+        raise bad_state(f"'in_progress' of '{stream}' names an export that is not a pair of "
+                        "ids (operationId, searchExportId)")
     return UnitBookmark(stop=stop, unit_id=unit_id, unit_stop=unit_stop, rows_done=rows_done,
-                        export_ref=export_ref, **keys)
+                        origin=origin, before=before, **keys)
 
 
 class StateKeeper:

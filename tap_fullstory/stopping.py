@@ -5,8 +5,13 @@ main thread checks the request between rows (`STOP.check()`) and waits only thro
 `STOP.wait()` and `STOP.get()`, which look at it every TICK seconds. So a stop never cuts a
 line or lands between a row and its bookkeeping: ordinary code notices it, writes a STATE
 covering exactly what went out, and exits with 128 + the signal number.
+
+The one thing that can keep ordinary code from noticing is a write to a target that has
+stopped reading. A second signal then ends the process at once, as a kill would: what the
+target has read up to its last STATE is still exact, and the rows after it come again.
 """
 
+import os
 import queue
 import signal
 import time
@@ -40,6 +45,13 @@ class StopRequests:
     def _record(self, signum, frame):
         if self.signum is None:
             self.signum = signum
+            return
+        name = signal.Signals(signum).name
+        os.write(2, f"CRITICAL Stopped at once by a second {name}: stdout was not being read, "
+                    "so no final STATE could be written; the last STATE the target read "
+                    "resumes the sync (rows after it come again, as after a kill).\n"
+                 .encode())
+        os._exit(128 + signum)
 
     def check(self):
         """Raise Stopped if a stop was asked."""

@@ -55,24 +55,27 @@ class Stream:
         return json.loads(text.read_text("utf-8"))
 
 
+def _paged(name, endpoint, key, replication, row, permission):
+    """A stream read from one of account_api's endpoints (its path, shown as its API)."""
+    replication_key = "lastUpdated" if replication == "INCREMENTAL" else None
+    return Stream(name, "paged", f"GET {endpoint.path}", key, replication, replication_key,
+                  row, permission, endpoint=endpoint)
+
+
 def _current(name, kind, row, permission="Standard"):
-    return Stream(name, "paged", f"GET /settings/recording/v1/{kind}", (), "FULL_TABLE", None,
-                  row, permission, endpoint=account_api.settings(kind))
+    return _paged(name, account_api.settings(kind), (), "FULL_TABLE", row, permission)
 
 
 def _history(name, kind, row, permission="Standard"):
-    return Stream(name, "paged", f"GET /settings/recording/v1/{kind}/history",
-                  ("lastUpdated",), "INCREMENTAL", "lastUpdated", row, permission,
-                  endpoint=account_api.settings_history(kind))
+    return _paged(name, account_api.settings_history(kind), ("lastUpdated",), "INCREMENTAL",
+                  row, permission)
 
 
 STREAMS = (
-    Stream("users", "paged", "GET /v2/users", ("id",), "FULL_TABLE", None,
-           "a user FullStory knows (identified with FS.identify)", ARCHITECT,
-           endpoint=account_api.USERS),
-    Stream("segments", "paged", "GET /segments/v1", ("id",), "FULL_TABLE", None,
-           "a segment, built-in (such as everyone) or saved", "Standard",
-           endpoint=account_api.SEGMENTS),
+    _paged("users", account_api.USERS, ("id",), "FULL_TABLE",
+           "a user FullStory knows (identified with FS.identify)", ARCHITECT),
+    _paged("segments", account_api.SEGMENTS, ("id",), "FULL_TABLE",
+           "a segment, built-in (such as everyone) or saved", "Standard"),
     _current("block_rules", "blocking", "the current IP, user-agent and app blocking rules"),
     _current("domain_settings", "domain", "the current domain settings"),
     _current("privacy_settings", "privacy", "the current privacy settings", "Admin"),
@@ -91,7 +94,7 @@ STREAMS = (
            "a person active in a window, with their custom user properties", ARCHITECT,
            unit_fields=WINDOW_FIELDS, export_type="TYPE_INDIVIDUAL"),
     Stream("events", "file",
-           {"data_export": "Data Export bundles (GET /api/v1/export/list, …/get)",
+           {"data_export": "Data Export bundles",
             "segment_export": "Segment Export TYPE_EVENT windows"}, (),
            "INCREMENTAL", "ExportBundleStop", "a captured event",
            {"data_export": "the Data Export add-on and Admin or Architect",

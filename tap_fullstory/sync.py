@@ -1,8 +1,10 @@
 """Sync: every selected stream in the declared order, each from its bookmark.
 
-`currently_syncing` names the stream being synced; a run resumed from an interrupted one's
-STATE starts with that stream and goes on from there, so the streams before it, finished in
-the interrupted run, are not synced again until the next run. Every way a run ends — done,
+`currently_syncing` names the stream being synced; a run resumed from a stopped or killed
+one's STATE starts with that stream and goes on from there, so the streams before it,
+finished in the interrupted run, are not synced again until the next run. A run that ends
+on an error clears it: the next run syncs every stream again (each from its bookmark), so a
+stream that keeps failing never starves the ones before it. Every way a run ends — done,
 an error, a stop request — writes a STATE that covers exactly what is out.
 """
 
@@ -45,14 +47,18 @@ def sync(transport, config, catalog, state, writer):
             writer.write_state(run.state())  # the stream starts: currently_syncing names it
             run.run()
         except Forbidden as exc:
-            _write_last_state(writer, run)
             if config.on_forbidden != "skip":
+                _write_last_state(writer, run, keeper, failed=True)
                 raise TapError(f"{forbidden(run.stream, config.source)} Use a key with it, "
                                "deselect the stream, or set on_forbidden to skip.") from exc
+            _write_last_state(writer, run, keeper)
             LOGGER.warning("Skipped the %s stream: %s", run.name,
                            forbidden(run.stream, config.source))
+        except TapError:
+            _write_last_state(writer, run, keeper, failed=True)
+            raise
         except BaseException:
-            _write_last_state(writer, run)
+            _write_last_state(writer, run, keeper)
             raise
     final = keeper.finish()
     writer.write_state(final)
@@ -68,9 +74,13 @@ def forbidden(stream, source):
             f"needs {permission} permission.")
 
 
-def _write_last_state(writer, run):
-    """Whatever ended the run, the last line out is a STATE covering exactly what is out."""
+def _write_last_state(writer, run, keeper, failed=False):
+    """Whatever ended the run, the last line out is a STATE covering exactly what is out;
+    after a failure with `currently_syncing` cleared."""
     try:
-        writer.write_state(run.state())
+        value = run.state()
+        if failed:
+            value = keeper.finish()
+        writer.write_state(value)
     except OSError:
         pass  # stdout itself is gone

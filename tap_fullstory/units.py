@@ -1,8 +1,10 @@
 """Planning units: what a file-based stream downloads, oldest first, from its bookmark.
 
 A unit is a Data Export bundle or a Segment Export window: an id, and the period it covers
-(unix seconds). Its Stop is the stream's replication key, so a unit belongs to a run when
-start < Stop <= end: adjacent ranges neither overlap nor leave a gap.
+(unix seconds). A run with the range [start, end) reads the units that overlap it — Stop
+after start, Start before end — and emits their events with start <= EventStart < end
+(shape.py), so adjacent ranges neither overlap nor leave a gap even when a unit straddles
+their boundary: both runs read it and each emits its own events.
 """
 
 from dataclasses import dataclass
@@ -30,25 +32,27 @@ class Unit:
 
 
 def plan_bundles(pages, start, end=None):
-    """Every bundle with start < Stop <= end, oldest first, from `pages(start)`: a LIST
-    call answering at most `page_size` bundles whose Stop is after `start`.
+    """Every bundle with Stop > start and Start < end, oldest first, from `pages(start)`: a
+    LIST call answering at most `pages.page_size` bundles whose Stop is after `start`.
 
-    The next page starts at the last bundle's Stop; a short page is the last one."""
+    The next page starts at the last bundle's Stop; a short page is the last one, and so is
+    a page whose last bundle starts at or after `end`."""
     while True:
         page = sorted(pages(start), key=lambda unit: unit.stop)
         for unit in page:
-            if unit.stop > start and (end is None or unit.stop <= end):
+            if unit.stop > start and (end is None or unit.start < end):
                 yield unit
         if (len(page) < pages.page_size or page[-1].stop <= start
-                or (end is not None and page[-1].stop >= end)):
+                or (end is not None and page[-1].start >= end)):
             return
         start = page[-1].stop
 
 
-def plan_windows(start, end, hours, window_id):
-    """Windows of `hours` aligned to multiples of their size, from the one holding `start`
-    to the last that ends by `end` (unix seconds); `window_id(begin)` names each."""
+def plan_windows(start, end, settled, hours, window_id):
+    """Windows of `hours`, aligned to multiples of their size, from the one holding `start`
+    while they begin before `end` (None: no end) and end by `settled` (unix seconds);
+    `window_id(begin)` names each."""
     size = hours * 3600
-    first = start // size * size
+    last = settled - size if end is None else min(settled - size, end - 1)
     return [Unit(id=window_id(begin), start=begin, stop=begin + size)
-            for begin in range(first, end - size + 1, size)]
+            for begin in range(start // size * size, last + 1, size)]

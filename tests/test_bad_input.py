@@ -104,3 +104,18 @@ def test_a_bad_state_is_caught_before_anything_is_written(tmp_path):
     state = write(tmp_path / "state.json", {"bookmarks": {"events": {"in_progress": 3}}})
     assert "'in_progress' must hold ExportBundleId and rows_done" in one_critical_line(
         run_tap("--config", config, "--state", state))
+
+
+def test_a_catalog_whose_schema_lost_the_key_is_one_line(tmp_path):
+    config = write(tmp_path / "config.json", GOOD)
+    discovered = json.loads(run_tap("--config", config, "--discover").stdout)
+    for stream in discovered["streams"]:
+        if stream["tap_stream_id"] == "users":
+            del stream["schema"]["properties"]["id"]
+            for entry in stream["metadata"]:
+                if entry["breadcrumb"] == []:
+                    entry["metadata"]["selected"] = True
+    catalog = write(tmp_path / "catalog.json", discovered)
+    assert one_critical_line(run_tap("--config", config, "--catalog", catalog)) == (
+        "The catalog's schema for users has no id (its key or replication key): write the "
+        "catalog with --discover and change only what is selected.")

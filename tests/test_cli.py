@@ -238,7 +238,7 @@ def test_progress_on_stderr_is_one_line_per_bundle(sandbox, write_config):
     server = sandbox(bundles=3, events_per_bundle=30)
     stderr = run_tap("--config", write_config(server.url)).stderr.decode()
     assert "INFO events: 3 bundle(s) to sync, ending 2026-01-02 00:00 … 2026-01-04 00:00 UTC; " \
-           "FullStory's download limit alone takes at least 0 s (3 downloads at 60000 a " \
+           "FullStory's download limit alone takes at least 0 s (3 downloads at 60,000 a " \
            "minute)." in stderr
     for k in (1, 2, 3):
         assert stderr.count(f"INFO Bundle {k}/3 ") == 1

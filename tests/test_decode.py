@@ -347,3 +347,9 @@ def test_a_value_read_on_past_its_cut_counts_only_its_own_surrogates(tmp_path, c
         {"a": "\ufffd", "b": [{"c": 1}, {"d": 2}]}, {"e": "\ufffd"}, {"f": 1}]
     assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
         "Bundle 3: 2 lone surrogate escape(s) in text replaced by U+FFFD."]
+
+
+def test_a_gzip_file_sent_gzip_encoded_as_well_is_inflated_twice(tmp_path):
+    path = tmp_path / "bundle.body"
+    path.write_bytes(gzip.compress(gzip.compress(json.dumps(EVENTS * 2).encode())))
+    assert list(iter_events(str(path), 1)) == EVENTS * 2

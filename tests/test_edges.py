@@ -110,7 +110,7 @@ def test_an_unusable_spool_dir_is_one_line_before_any_download(
         f"CRITICAL spool_dir {where} {why}: point spool_dir at a writable directory with "
         "room for two bundles (compressed)."]
     assert messages(result.stdout)[-1] == {
-        "type": "STATE", "value": {"bookmarks": {"events": {}}, "currently_syncing": "events"}}
+        "type": "STATE", "value": {"bookmarks": {"events": {}}, "currently_syncing": None}}
     assert not any("/get" in path for path, _ in server.requests)
 
 
@@ -141,10 +141,10 @@ def test_an_html_page_instead_of_the_list_says_what_came_back(sandbox, write_con
 
 @pytest.mark.parametrize("fault, reason", [
     ("bad-json-bundle", "Bundle {id} is not a JSON array of events (its body starts with "
-                        "b'<')."),
+                        "b'<'). FullStory served it as text/html."),
     ("null-bundle", "Bundle {id} is not a JSON array of events (its body starts with b'n')."),
     ("missing-bundle", "FullStory answered 404 Not Found for bundle {id}: the bundle no "
-                       "longer exists; run again to list bundles afresh."),
+                       "longer exists."),
 ])
 def test_on_bad_bundle_skip_passes_a_poison_bundle_over_and_records_it(
         sandbox, write_config, fault, reason):

@@ -83,14 +83,13 @@ def test_429_on_list_waits_and_pages_on(sandbox, write_config):
      "CRITICAL Gave up on list after 2 tries: no answer within 0.3 s (request_timeout). "
      "Check that 127.0.0.1:{port} is reachable, then run again from the last STATE."),
     ({}, "403-every=1",
-     "CRITICAL FullStory refused access (403) to the events stream (Data Export bundles "
-     "(GET /api/v1/export/list, …/get)): the key needs the Data Export add-on and Admin or "
-     "Architect permission. Use a key with it, deselect the stream, or set on_forbidden to "
-     "skip."),
+     "CRITICAL FullStory refused access (403) to the events stream (Data Export bundles): "
+     "the key needs the Data Export add-on and Admin or Architect permission. Use a key "
+     "with it, deselect the stream, or set on_forbidden to skip."),
     ({}, "missing-bundle=176731200048",
      "CRITICAL FullStory answered 404 Not Found for bundle 176731200048: the bundle no "
-     "longer exists; run again to list bundles afresh. (on_bad_bundle: skip would pass "
-     "over it.)"),
+     "longer exists. Run again to list bundles afresh (on_bad_bundle: skip would pass "
+     "over it)."),
 ], ids=["5xx after retries", "timeouts after retries", "403", "404 on get"])
 def test_faults_that_outlast_retries_end_with_one_line(sandbox, write_config, settings,
                                                       faults, message):
@@ -124,8 +123,8 @@ def test_a_bundle_that_is_never_json_stops_with_its_id_and_resumes(
     assert result.returncode == 1
     assert critical_lines(result) == [
         f"CRITICAL Bundle {bad} is not a JSON array of events (its body starts with b'<'). "
-        "Gave up after 3 downloads; rows before 0 are out and the last STATE resumes after "
-        "them (on_bad_bundle: skip would pass over it)."]
+        "FullStory served it as text/html. Gave up after 3 downloads; rows before 0 are out "
+        "and the last STATE resumes after them (on_bad_bundle: skip would pass over it)."]
     assert states(messages(result.stdout))[-1]["bookmarks"]["events"] == {
         "ExportBundleStop": "2026-01-03T00:00:00.000000Z"}
     healthy = sandbox(bundles=5)

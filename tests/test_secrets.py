@@ -66,3 +66,13 @@ def test_temporary_files_have_no_name_to_hold_the_key(sandbox, write_config, tmp
         proc.wait(timeout=30)
     assert len(held) == 1 and API_KEY not in held[0]
     assert names == [] and os.listdir(spool) == []
+
+
+def test_debug_logs_never_show_a_signed_download_url(sandbox, write_config):
+    server = sandbox(bundles=1, events_per_bundle=10)
+    result = run_debug("--config", write_config(server.url, source="segment_export",
+                                                api_base_url=server.url,
+                                                end_date="2026-01-02T00:00:00Z"))
+    assert result.returncode == 0, result.stderr.decode()
+    assert b"/download/se-1" in result.stderr  # urllib3's line is there
+    assert b"signature=" not in result.stderr

@@ -97,8 +97,8 @@ def test_a_failed_operation_is_one_line_and_a_rerun_completes(segment, tmp_path)
     assert critical == [
         "CRITICAL FullStory could not export window 2026-01-01T12:00:00.000000Z to "
         "2026-01-01T18:00:00.000000Z (operation op-3): sandbox: the export job ran out of "
-        "memory. Run again to retry; the last STATE resumes at this window. "
-        "(on_bad_bundle: skip would pass over it.)"]
+        "memory. Run again to retry; the last STATE resumes at this window (on_bad_bundle: "
+        "skip would pass over it)."]
     first = messages(result.stdout)
     assert states(first)[-1]["bookmarks"]["events"] == {
         "ExportBundleStop": "2026-01-01T12:00:00.000000Z"}
@@ -179,11 +179,12 @@ def test_on_bad_bundle_skip_passes_a_poison_window_over(segment):
     assert len(ids) == len(set(ids)) and set(ids) == expected
     [skipped] = states(messages(result.stdout))[-1]["bookmarks"]["events"]["skipped"]
     assert skipped["ExportBundleId"] == bad_id
-    assert skipped["reason"].startswith("Window 2026-01-01T12:00:00.000000Z to "
-                                        "2026-01-01T18:00:00.000000Z line 1 is not valid JSON")
+    assert skipped["reason"] == ("Window 2026-01-01T12:00:00.000000Z to 2026-01-01T18:00:00"
+                                 ".000000Z is not NDJSON event lines (its body starts with "
+                                 "b'<'). FullStory served it as text/html.")
     assert "ERROR Skipped window 2026-01-01T12:00:00.000000Z to 2026-01-01T18:00:00.000000Z: " \
-           "Window 2026-01-01T12:00:00.000000Z to 2026-01-01T18:00:00.000000Z line 1 is not " \
-           "valid JSON" in result.stderr.decode()
+           "Window 2026-01-01T12:00:00.000000Z to 2026-01-01T18:00:00.000000Z is not NDJSON " \
+           "event lines" in result.stderr.decode()
 
 
 def creates_before_first_download(server):

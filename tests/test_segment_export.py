@@ -31,7 +31,7 @@ def make_source(bookmark=UnitBookmark(), export_type="TYPE_EVENT"):
 
 
 class Sink:
-    export_ref, restarted = None, False
+    origin, renumbered = None, False
 
     def begin(self, expected, content_type):
         self.body = b""
@@ -60,7 +60,7 @@ def test_a_window_is_exported_polled_and_downloaded_without_the_key(export_type)
     assert json.loads(responses.calls[0].request.body) == {
         "segmentId": "everyone", "type": export_type, "format": "FORMAT_NDJSON",
         "timeRange": {"start": "2026-01-01T00:00:00Z", "end": "2026-01-01T06:00:00Z"}}
-    assert sink.export_ref == {"operationId": "op-1", "searchExportId": "se-1"}
+    assert sink.origin == {"operationId": "op-1", "searchExportId": "se-1"}
     assert "Authorization" not in responses.calls[-1].request.headers
     assert responses.calls[1].request.headers["Authorization"] == "Basic k"
 
@@ -70,10 +70,10 @@ def test_a_saved_export_is_read_again_and_an_expired_one_made_anew():
     responses.get(API + RESULTS_PATH.format("se-9"), status=404)
     serve_export([DONE])
     bookmark = UnitBookmark(unit_id=WINDOW.id, rows_done=5,
-                            export_ref={"operationId": "op-9", "searchExportId": "se-9"})
+                            origin={"operationId": "op-9", "searchExportId": "se-9"})
     sink = Sink()
     make_source(bookmark).fetch(WINDOW, sink)
-    assert sink.restarted and sink.export_ref["searchExportId"] == "se-1"
+    assert sink.renumbered and sink.origin["searchExportId"] == "se-1"
 
 
 @responses.activate

@@ -241,3 +241,19 @@ def test_wide_values_reach_the_record_line_with_every_digit(tmp_path):
     record = json.loads(line)["record"]
     assert record["PageId"] == 5 and record["EventTargetText"] == "\ufffd!"
     assert s.misfits == {"UserId": 1, "SessionId": 1, "EventDuration": 1}
+
+
+def test_a_key_of_the_wrong_type_keeps_its_column_converted():
+    users = BY_NAME["users"].schema()
+    shaper = RecordShaper(users, set(users["properties"]), "other_fields", keys=["id"])
+    assert shaper.shape({"id": 7277135327093248123, "uid": "x"}) == {
+        "id": "7277135327093248123", "uid": "x"}
+    people = BY_NAME["individuals"].schema()
+    shaper = RecordShaper(people, set(people["properties"]), keys=["IndvId"])
+    assert shaper.shape({"IndvId": "5766471436111872123", "Uid": "u"}) == {
+        "IndvId": 5766471436111872123, "Uid": "u"}
+    assert shaper.shape({"IndvId": "not a number"}) == {"IndvId": "not a number"}
+    assert shaper.misfits == {"IndvId": 2}
+    # the same shape of row without a key declared goes to the catch-all, as any misfit does
+    assert RecordShaper(people, set(people["properties"])).shape(
+        {"IndvId": "5766471436111872123"}) == {"CustomVars": {"IndvId": "5766471436111872123"}}

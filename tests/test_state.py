@@ -71,7 +71,7 @@ def test_state_round_trips_through_its_own_checkpoints():
     value = UnitBookmark().in_progress(BUNDLE, 7, {"searchExportId": "se-1"}).to_dict()
     assert bookmark_of({"bookmarks": {"events": value}}) == UnitBookmark(
         unit_id=42, unit_stop="2026-01-02T00:00:00.000000Z", rows_done=7,
-        export_ref={"searchExportId": "se-1"})
+        origin={"searchExportId": "se-1"})
 
 
 @pytest.mark.parametrize("state, message", [
@@ -85,6 +85,12 @@ def test_state_round_trips_through_its_own_checkpoints():
      "whole numbers"),
     ({"bookmarks": {"events": {"skipped": {"ExportBundleId": 1}}}}, "must be a list"),
     ({"currently_syncing": 3}, "'currently_syncing' must be a stream name or null"),
+    ({"bookmarks": {"events": {"in_progress": {"ExportBundleId": 1, "rows_done": 1,
+                                               "operationId": 5}}}},
+     "names an export that is not a pair of ids"),
+    ({"bookmarks": {"events": {"in_progress": {"ExportBundleId": 1, "rows_done": 1,
+                                               "events_before": "soon"}}}},
+     "events_before 'soon' is not an RFC 3339 timestamp"),
     ({"events": "not a date"}, "Legacy state value 'events'"),
 ])
 def test_bad_states_are_rejected(state, message):

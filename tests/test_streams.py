@@ -103,8 +103,7 @@ def test_full_table_streams_carry_a_version_and_end_with_activate_version(accoun
         assert [m["type"] for m in stream][-1] == "ACTIVATE_VERSION"
         version = stream[-1]["version"]
         assert {m["version"] for m in stream if m["type"] == "RECORD"} == {version}
-        assert {"version": version} in [s["bookmarks"].get(name) for s in states(msgs)]
-        assert states(msgs)[-1]["bookmarks"][name] == {}  # activated: nothing to resume
+        assert states(msgs)[-1]["bookmarks"][name] == {}
 
 
 def test_history_streams_are_incremental_across_three_runs(account):
@@ -137,7 +136,8 @@ def test_a_403_names_the_stream_and_the_permission_it_needs(account):
         "CRITICAL FullStory refused access (403) to the users stream (GET /v2/users): the key "
         "needs Architect or Admin permission. Use a key with it, deselect the stream, or set "
         "on_forbidden to skip."]
-    assert states(messages(result.stdout))[-1]["currently_syncing"] == "users"
+    # a failure is not an interruption: the next run syncs every stream again
+    assert states(messages(result.stdout))[-1]["currently_syncing"] is None
 
 
 def test_on_forbidden_skip_passes_over_the_stream_and_syncs_the_rest(account):
@@ -253,8 +253,9 @@ def test_a_resumed_run_goes_on_with_the_stream_that_was_syncing(account, tmp_pat
         "ExportBundleStop": "2026-01-04T00:00:00.000000Z"}
 
 
-def test_a_full_table_stream_resumed_keeps_its_version(account, tmp_path):
-    _, _, config, catalog = account
+def test_a_full_table_stream_resumed_reads_everything_again_under_a_new_version(
+        account, tmp_path):
+    server, _, config, catalog = account
     path, more = config(), ["--catalog", catalog(["segments", "users"])]
     seen = []
 
@@ -266,11 +267,16 @@ def test_a_full_table_stream_resumed_keeps_its_version(account, tmp_path):
     killed, _ = run_and_kill(path, in_users, tmp_path, more=more)
     last = states(killed)[-1]
     assert last["currently_syncing"] == "users"
+    gone = server.account.users()[0]["id"]
+    server.account.remove_user(gone)  # between the interrupted run and its resume
     resumed = messages(run_tap("--config", path, *more, "--state",
                                str(write(tmp_path, last))).stdout)
     versions = {m["version"] for m in resumed if m.get("stream") == "users"
                 and m["type"] in ("RECORD", "ACTIVATE_VERSION")}
-    assert versions == {seen[0]}  # the target keeps the rows the first run sent
+    assert len(versions) == 1 and versions != {seen[0]}  # the activation drops what is stale
+    assert {r["id"] for r in by_stream(resumed, "users")} == {
+        u["id"] for u in server.account.users()}
+    assert len(by_stream(resumed, "segments")) == len(server.account.segments())
 
 
 def write(tmp_path, state):
@@ -279,3 +285,16 @@ def write(tmp_path, state):
     return path
 
 
+
+
+def test_a_stream_that_keeps_failing_never_starves_the_ones_before_it(account):
+    server, sync, _, _ = account
+    server.faults = type(server.faults).parse("null-bundle=176731200048")
+    names = ["users", "segments", "events"]
+    first = sync(names, max_retries=0)
+    assert first.returncode == 1
+    again = sync(names, states(messages(first.stdout))[-1], max_retries=0)
+    assert again.returncode == 1
+    msgs = messages(again.stdout)
+    assert len(by_stream(msgs, "users")) == len(server.account.users())
+    assert len(by_stream(msgs, "segments")) == len(server.account.segments())

@@ -268,3 +268,10 @@ def test_downloads_are_paced_and_other_calls_are_not():
     clock[0] += 10
     transport.download("bundle 2", BODY_URL, "base_url", Sink(), paced=True)
     assert waits == [20.0]
+
+
+@responses.activate
+def test_downloads_ask_only_for_the_gzip_encoding_they_can_read():
+    responses.get(BODY_URL, body=b"[]")
+    make_transport().download("bundle 1", BODY_URL, "base_url", Sink())
+    assert responses.calls[0].request.headers["Accept-Encoding"] == "gzip"

@@ -43,7 +43,7 @@ def test_unordered_pages_are_planned_oldest_first():
 @pytest.mark.parametrize("start, end, stops", [
     (0, 3 * DAY, [1, 2, 3]),           # a bundle whose Stop equals end belongs to the run
     (3 * DAY, 5 * DAY, [4, 5]),        # the next range starts after it: no overlap, no gap
-    (DAY // 2, 2 * DAY - 1, [1]),      # Stop > start; Stop <= end
+    (DAY // 2, 2 * DAY - 1, [1, 2]),   # Stop > start and Start < end: both straddlers
 ])
 def test_end_bounds_the_plan(start, end, stops):
     assert [b.stop // DAY for b in plan_bundles(FakeLister(10), start, end)] == stops
@@ -62,12 +62,15 @@ def test_adjacent_ranges_cover_every_bundle_once():
     assert [b.id for b in first + second] == [b.id for b in lister.bundles]
 
 
-def test_windows_are_aligned_and_end_by_the_end():
-    windows = plan_windows(start=5 * 3600 + 7, end=DAY + 3600, hours=6,
+def test_windows_are_aligned_begin_before_the_end_and_have_settled():
+    windows = plan_windows(start=5 * 3600 + 7, end=DAY + 3600, settled=10 * DAY, hours=6,
                            window_id=lambda begin: begin * 100 + 6)
     assert [(w.start // 3600, w.stop // 3600) for w in windows] == [
-        (0, 6), (6, 12), (12, 18), (18, 24)]
+        (0, 6), (6, 12), (12, 18), (18, 24), (24, 30)]  # the last begins before end
     assert windows[0].id == 6
+    settled = plan_windows(start=0, end=None, settled=DAY + 3600, hours=6,
+                           window_id=lambda begin: begin)
+    assert [w.stop // 3600 for w in settled] == [6, 12, 18, 24]  # ended by `settled`
 
 
 def test_format_stop():

@@ -78,6 +78,10 @@ def _seconds(text):
 
 
 def main(argv=None):
+    # SIGINT and SIGTERM are held from the first instant (threads inherit that) and taken by
+    # sigwait once serving, so a signal at any instant, even during start-up, stops it.
+    stops = {signal.SIGINT, signal.SIGTERM}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stops)
     args = build_parser().parse_args(argv)
     try:
         rate = parse_rate(args.rate)
@@ -91,10 +95,6 @@ def main(argv=None):
         data = SandboxData(bundles=args.bundles, events_per_bundle=args.events_per_bundle,
                            start=start, period_hours=args.period_hours, seed=args.seed)
     bandwidth = args.bandwidth * 1_000_000 if args.bandwidth else None
-    # SIGINT and SIGTERM are held from here on (threads inherit that) and taken by sigwait
-    # below, so a signal at any instant, even while the URL is printed, stops the server.
-    stops = {signal.SIGINT, signal.SIGTERM}
-    signal.pthread_sigmask(signal.SIG_BLOCK, stops)
     server = SandboxServer(data, api_key=args.api_key, rate=rate, port=args.port,
                            faults=faults, bytes_per_second=bandwidth,
                            segment_polls=args.segment_polls,
