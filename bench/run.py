@@ -43,8 +43,8 @@ def main():
     print("(b) Pipelines into real targets …", flush=True)
     with PostgreSQL() as pg:
         problems = pipelines.run(report, args.quick, pg)
-    print("(c) Partitioned backfill …", flush=True)
-    partitions.run(report, args.quick)
+        print("(c) Partitioned backfill …", flush=True)
+        partitions.run(report, args.quick, pg)
     print("(d) Segment Export exports in flight …", flush=True)
     exports.run(report, args.quick)
     report.dump()
