@@ -52,8 +52,9 @@ SETTINGS = (
             "or after it is emitted. A run reads the bundles and windows that overlap "
             "[start_date, end_date) (start_date < Stop and Start < end_date) and splits a unit "
             "that straddles a boundary by EventStart, so adjacent ranges neither overlap nor "
-            "leave a gap. Unset: everything FullStory offers (segment_export: up to now minus "
-            "settle_hours).", default=None),
+            "leave a gap (individuals, which have no EventStart: the windows whose Stop is "
+            "in (start_date, end_date]). Unset: everything FullStory offers (segment_export: "
+            "up to now minus settle_hours).", default=None),
     Setting("segment_id", "string", "segment_export only: the segment to export.",
             default="everyone"),
     Setting("export_window_hours", "integer", "segment_export only: hours per export window "
@@ -162,7 +163,7 @@ def load_config_file(path):
     return data
 
 
-def parse_start_date(value, what="start_date"):
+def parse_timestamp(value, what="start_date"):
     """Parse an RFC 3339 timestamp into an aware datetime, or raise ConfigError."""
     if not isinstance(value, str) or not value.strip():
         raise ConfigError(f"{what} must be an RFC 3339 timestamp such as "
@@ -227,7 +228,7 @@ def parse_config(data):
         if missing and setting.name != "request_timeout":
             continue
         if setting.kind == "date-time":
-            values[setting.name] = parse_start_date(raw, setting.name)
+            values[setting.name] = parse_timestamp(raw, setting.name)
         elif setting.kind in ("integer", "number"):
             values[setting.name] = _number(setting, "" if raw is None else raw)
         elif setting.name in ("base_url", "api_base_url"):

@@ -96,7 +96,8 @@ class BundleSource:
         """`--test`: one line on what there is to sync from `start` (unix seconds)."""
         bundles = self.plan(start)
         newest = f"; the newest ends at {bundles[-1].stop_text}" if bundles else ""
-        return (f"{len(bundles)} bundle(s) end after start_date {format_stop(start)}"
+        until = "" if self.end is None else f" and start before end_date {format_stop(self.end)}"
+        return (f"{len(bundles)} bundle(s) end after start_date {format_stop(start)}{until}"
                 f"{newest}")
 
     def describe(self, bundle):

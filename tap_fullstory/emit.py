@@ -19,6 +19,7 @@ import orjson
 import singer
 
 from tap_fullstory.decode import INT64_MIN, UINT64_MAX, WideInt
+from tap_fullstory.stopping import STOP
 
 CHUNK_BYTES = 1 << 16
 
@@ -112,14 +113,18 @@ class MessageWriter:
     def flush(self, state=None):
         """Write every pending line; `state` is the value of a STATE among them, if any."""
         started = time.perf_counter() if self._timed else None
-        if self._parts:
-            pending = memoryview(b"".join(self._parts))
-            while pending:
-                # A raw or non-blocking stream may take fewer bytes than it was given.
-                pending = pending[self._out.write(pending):]
-            self._parts.clear()
-            self._size = 0
-        self._out.flush()
+        STOP.writing = True  # a second stop signal may end a write that never returns
+        try:
+            if self._parts:
+                pending = memoryview(b"".join(self._parts))
+                while pending:
+                    # A raw or non-blocking stream may take fewer bytes than it was given.
+                    pending = pending[self._out.write(pending):]
+                self._parts.clear()
+                self._size = 0
+            self._out.flush()
+        finally:
+            STOP.writing = False
         if started is not None:
             self.waited += time.perf_counter() - started
         if state is not None:

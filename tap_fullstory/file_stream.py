@@ -15,7 +15,7 @@ import backoff
 from singer import metrics
 
 from tap_fullstory import catalog as catalogs
-from tap_fullstory.config import parse_start_date
+from tap_fullstory.config import parse_timestamp
 from tap_fullstory.data_export import BundleSource
 from tap_fullstory.decode import iter_events
 from tap_fullstory.errors import BundleFormatError, NotFound, TapError
@@ -26,7 +26,7 @@ from tap_fullstory.shape import RecordShaper
 from tap_fullstory.spool import check_spool_dir, download
 from tap_fullstory.state import read_unit_bookmark
 from tap_fullstory.stopping import STOP
-from tap_fullstory.units import format_stop
+from tap_fullstory.units import format_moment, format_stop
 
 LOGGER = logging.getLogger(__name__)
 POISON = (BundleFormatError, NotFound, ExportFailed)  # what on_bad_bundle: skip passes over
@@ -109,6 +109,9 @@ class FileStreamSync:
                     f" (resuming {resuming} after row {self.bookmark.rows_done})"
                     if resuming else "")
         units = in_background(lambda: self.source.plan(start), "plan")
+        if config.end_date is not None and not self.stream.start_field:
+            # no time to split rows on: a unit belongs to the range its Stop falls in
+            units = [unit for unit in units if unit.stop <= config.end_date.timestamp()]
         if resuming is not None and resuming not in {unit.id for unit in units}:
             LOGGER.warning("%s %s, which the state says is partly emitted, is no longer "
                            "offered; its remaining rows cannot be read.",
@@ -126,20 +129,20 @@ class FileStreamSync:
             for spool in feed:
                 started = time.monotonic()
                 unit = spool.unit
-                skip = self.bookmark.rows_to_skip(unit.id)
-                emitted, skipped = self._emit_unit(spool, skip)
+                resume_at = self.bookmark.rows_to_skip(unit.id)
+                emitted, passed_over = self._emit_unit(spool, resume_at)
                 origin = self.position.origin if self.position else None
                 self.position = None
                 counter.increment(emitted)
-                if not skipped:
+                if not passed_over:
                     if self.end is not None and unit.stop > self.end.timestamp():
                         # the next range has the rest of this unit's events
-                        self.bookmark = self.bookmark.events_before(unit, format_stop(
-                            int(self.end.timestamp())), origin)
+                        self.bookmark = self.bookmark.events_before(
+                            unit, format_moment(self.end), origin)
                     else:
                         self.bookmark = self.bookmark.done(unit)
                     self.writer.write_state(self.state())
-                    self.progress.unit_done(spool, emitted, time.monotonic() - started, skip)
+                    self.progress.unit_done(spool, emitted, time.monotonic() - started, resume_at)
                 STOP.check()
         self.shaper.report(LOGGER)
         self.progress.finished(self.writer.waited - waited)
@@ -155,15 +158,16 @@ class FileStreamSync:
         except POISON as exc:
             return Unfetchable(unit, exc)
 
-    def _emit_unit(self, spool, skip):
-        """Emit one unit from row `skip`: (how many records went out, whether it was
-        skipped)."""
+    def _emit_unit(self, spool, resume_at):
+        """Emit one unit from row `resume_at`: (how many records went out, whether it was
+        passed over, as on_bad_bundle: skip says)."""
         unit = spool.unit
-        self.position = Position(unit, skip, None)
+        self.position = Position(unit, resume_at, None)
         self.shaper.since = self.config.start_date
+        self.shaper.finishes_unit = self.end is None or unit.stop <= self.end.timestamp()
         if unit.id == self.bookmark.unit_id and self.bookmark.before is not None:
             self.shaper.since = max(self.config.start_date,
-                                    parse_start_date(self.bookmark.before))
+                                    parse_timestamp(self.bookmark.before))
         emitted = 0
         delays = backoff.expo(factor=self.config.retry_backoff_seconds)
         next(delays)  # backoff's generators start with a priming value
@@ -208,10 +212,11 @@ class FileStreamSync:
     def _what_to_do(self, exc, done):
         if isinstance(exc, BundleFormatError):
             tries = self.config.max_retries + 1
-            return (f"Gave up after {tries} download{'s' if tries > 1 else ''}; rows before "
-                    f"{done} are out and the last STATE resumes after them")
-        if isinstance(exc, ExportFailed):
-            return "Run again to retry; the last STATE resumes at this window"
+            out = (f"its first {done} row(s) are out and the last STATE resumes after them"
+                   if done else "none of its rows is out and the last STATE resumes at it")
+            return f"Gave up after {tries} download{'s' if tries > 1 else ''}; {out}"
+        if isinstance(exc, ExportFailed) or self.source.unit_name != "bundle":
+            return "Run again to export it afresh; the last STATE resumes at this window"
         return "Run again to list bundles afresh"
 
     def _emit_rows(self, spool):

@@ -31,8 +31,8 @@ class DownloadPacer:
         if delay <= 0:
             return 0.0
         log = LOGGER.info if delay >= 0.1 else LOGGER.debug  # tiny waits are noise
-        log("Pacing downloads to %g a minute: waiting %.1f s before %s.",
-                    self.per_minute, delay, what)
+        log("Pacing downloads to %g a minute: waiting %.1f s before %s.", self.per_minute,
+            delay, what)
         self.sleep(delay)
         return delay
 

@@ -69,13 +69,13 @@ class SyncProgress:
         self.done += 1
         self.events += emitted
 
-    def unit_done(self, spool, emitted, seconds, skipped=0):
+    def unit_done(self, spool, emitted, seconds, resumed_at=0):
         """One line for a unit just emitted in full."""
         self.done += 1
         self.events += emitted
         unit = spool.unit
         rate = f", {emitted / seconds:,.0f} events/s" if seconds > 0 and emitted else ""
-        resumed = f", resumed after row {skipped}" if skipped else ""
+        resumed = f", resumed after row {resumed_at}" if resumed_at else ""
         left = f"; ETA {duration(self.eta())}" if self.done < self.total else ""
         LOGGER.info("%s %d/%d %s (%s → %s): %s record(s), %.1f MB%s%s%s.",
                     self.unit.capitalize(), self.done, self.total, unit.id,

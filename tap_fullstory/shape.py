@@ -101,6 +101,8 @@ class RecordShaper:
         self.already_out = 0  # before `since` but not start_date: sent by an earlier run
         self.after_end_date = 0
         self.unreadable_event_start = 0  # emitted unchecked against start_date
+        self.held_back = 0  # no readable start, in a unit the next range finishes
+        self.finishes_unit = True  # False while a unit straddles end_date
 
     def identity_values(self, unit):
         """The fields that go on every record of `unit`, its row number excluded."""
@@ -114,23 +116,28 @@ class RecordShaper:
         types share a plan worked out once, so most events cost a lookup and a few moves.
         """
         start = event.get(self._start_field) if self._start_field else None
-        if type(start) is str:  # parsed once: for start_date and as its own validity check
+        if type(start) is str:  # parsed once: for the range and as its own validity check
             try:
                 moment = ciso8601.parse_rfc3339(start)
-                if moment < self.since:
-                    if moment < self._start_date:
-                        self.before_start_date += 1
-                    else:
-                        self.already_out += 1
-                    return None
-                if self._end_date is not None and moment >= self._end_date:
-                    self.after_end_date += 1
-                    return None
             except ValueError:
+                if not self.finishes_unit:
+                    return self._held_back()
                 self.unreadable_event_start += 1
                 return self._shape_each_value(event, identity, row)
-        elif start is not None:
-            self.unreadable_event_start += 1
+            if moment < self.since:
+                if moment < self._start_date:
+                    self.before_start_date += 1
+                else:
+                    self.already_out += 1
+                return None
+            if self._end_date is not None and moment >= self._end_date:
+                self.after_end_date += 1
+                return None
+        elif self._start_field:
+            if not self.finishes_unit:
+                return self._held_back()
+            if start is not None:
+                self.unreadable_event_start += 1
         signature = (*event, *map(type, event.values()))  # the keys, then their types
         plan = self._plans.get(signature) or self._plan(signature)
         if plan is KEY_MISFIT:
@@ -191,6 +198,12 @@ class RecordShaper:
                                          tuple(dates), getter, packer)
         return plan
 
+    def _held_back(self):
+        """An event without a readable start time cannot be placed on either side of
+        end_date: it goes out once, in the run that finishes its unit, not in this one."""
+        self.held_back += 1
+        return None
+
     def _shape_each_value(self, event, identity, row):
         """The general path, value by value: for events with an unreadable timestamp or an
         integer too big for its column."""
@@ -243,3 +256,7 @@ class RecordShaper:
             logger.warning("%d event(s) had an %s that is not an RFC 3339 timestamp; they "
                            "were emitted, as start_date cannot be checked for them.",
                            self.unreadable_event_start, self._start_field)
+        if self.held_back:
+            logger.info("%d event(s) without a readable %s were left for the run that "
+                        "finishes their unit (it straddles end_date).", self.held_back,
+                        self._start_field)

@@ -138,7 +138,7 @@ def download(source, unit, spool_dir=None):
     """A new Spool holding `unit`'s body, fetched by `source`; closed if the fetch fails."""
     spool = Spool(unit, spool_dir, source.describe(unit))
     try:
-        spool.size = source.fetch(unit, spool)
+        source.fetch(unit, spool)  # counts its bytes into spool.size as they come
         spool.finish()
     except BaseException:
         spool.close()

@@ -17,7 +17,7 @@ The earlier public tap's flat `{"events": "<bundle Stop>"}` is read as a bookmar
 import copy
 from dataclasses import dataclass, field, replace
 
-from tap_fullstory.config import parse_start_date
+from tap_fullstory.config import parse_timestamp
 from tap_fullstory.errors import ConfigError
 
 STREAM = "events"
@@ -42,7 +42,7 @@ class UnitBookmark:
     def list_from(self, start_date):
         """The unix second to plan units from: those whose Stop is after it."""
         moment = start_date if self.stop is None else max(
-            parse_start_date(self.stop, f"State bookmark {self.stop_key}"), start_date)
+            parse_timestamp(self.stop, f"State bookmark {self.stop_key}"), start_date)
         return int(moment.timestamp())
 
     def rows_to_skip(self, unit_id):
@@ -99,7 +99,7 @@ def validate_state(state):
     if not isinstance(state, dict):
         raise bad_state(f"must be a JSON object, not a {type(state).__name__}")
     if isinstance(state.get(STREAM), str) and "bookmarks" not in state:
-        parse_start_date(state[STREAM], "Legacy state value 'events'")
+        parse_timestamp(state[STREAM], "Legacy state value 'events'")
         return {"bookmarks": {STREAM: {STOP_KEY: state[STREAM]}}, "currently_syncing": None}
     unknown = set(state) - {"bookmarks", "currently_syncing"}
     if unknown:
@@ -128,7 +128,7 @@ def read_unit_bookmark(state, stream=STREAM, id_key=ID_KEY, stop_key=STOP_KEY):
     entry = stream_bookmark(state, stream)
     stop = entry.get(stop_key)
     if stop is not None:
-        parse_start_date(stop, f"State bookmark {stop_key}")
+        parse_timestamp(stop, f"State bookmark {stop_key}")
     skipped = entry.get("skipped") or []
     if not isinstance(skipped, list) or not all(isinstance(s, dict) for s in skipped):
         raise bad_state(f"'skipped' of '{stream}' must be a list of objects")
@@ -145,7 +145,7 @@ def read_unit_bookmark(state, stream=STREAM, id_key=ID_KEY, stop_key=STOP_KEY):
         raise bad_state(f"'in_progress' {id_key} and rows_done must be whole numbers")
     before = progress.get("events_before")
     if before is not None:
-        parse_start_date(before, "State in_progress events_before")
+        parse_timestamp(before, "State in_progress events_before")
     origin = {k: v for k, v in progress.items()
                   if k not in (id_key, stop_key, "rows_done", "events_before")}
     if not all(isinstance(v, str) and v for v in origin.values()):
@@ -173,7 +173,6 @@ class StateKeeper:
         self.bookmarks[stream] = bookmark
         self.currently_syncing = stream
         return self.value()
-
 
     def finish(self):
         """The last STATE value of a run: `currently_syncing` cleared."""

@@ -7,8 +7,11 @@ line or lands between a row and its bookkeeping: ordinary code notices it, write
 covering exactly what went out, and exits with 128 + the signal number.
 
 The one thing that can keep ordinary code from noticing is a write to a target that has
-stopped reading. A second signal then ends the process at once, as a kill would: what the
-target has read up to its last STATE is still exact, and the rows after it come again.
+stopped reading. A second signal that finds the tap still inside a write GRACE seconds or
+more after the first then ends the process at once, as a kill would: what the target has
+read up to its last STATE is still exact, and the rows after it come again. Any other
+second signal (a double Ctrl-C, a wrapper forwarding the same stop) is ignored, so it
+never turns a clean stop into a kill.
 """
 
 import os
@@ -17,6 +20,7 @@ import signal
 import time
 
 TICK = 0.05  # seconds between looks at the stop request while waiting
+GRACE = 1.0  # a clean stop writes its last STATE within ms unless stdout is not being read
 
 
 class Stopped(BaseException):
@@ -35,6 +39,8 @@ class StopRequests:
 
     def __init__(self):
         self.signum = None
+        self.asked_at = None
+        self.writing = False  # set by the message writer while it writes to stdout
 
     def install(self):
         """Route SIGINT and SIGTERM here; returns self."""
@@ -43,9 +49,12 @@ class StopRequests:
         return self
 
     def _record(self, signum, frame):
+        now = time.monotonic()
         if self.signum is None:
-            self.signum = signum
+            self.signum, self.asked_at = signum, now
             return
+        if not self.writing or now - self.asked_at < GRACE:
+            return  # the first stop is on its way
         name = signal.Signals(signum).name
         os.write(2, f"CRITICAL Stopped at once by a second {name}: stdout was not being read, "
                     "so no final STATE could be written; the last STATE the target read "

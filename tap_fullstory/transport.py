@@ -169,11 +169,14 @@ class Transport:
         except UnexpectedAnswer:
             raise
         except TRANSIENT as exc:
+            host = urlsplit(request.url).netloc
+            advice = (f"{host} answered but kept failing; run again later"
+                      if isinstance(exc, RetriableAPIError) else
+                      f"Check that {host} is reachable, then run again")
             raise RetriesExhausted(
                 f"Gave up on {request.what} after {self.config.max_retries + 1} tries: "
-                f"{self._redact(describe_failure(exc, self.config.request_timeout))}. Check "
-                f"that {urlsplit(request.url).netloc} is reachable, then run again from "
-                "the last STATE.") from None
+                f"{self._redact(describe_failure(exc, self.config.request_timeout))}. "
+                f"{advice} from the last STATE.") from None
 
     def _log_retry(self, details):
         request = details["args"][0]

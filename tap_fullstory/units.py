@@ -18,6 +18,11 @@ def format_stop(unix_seconds):
     return strftime(datetime.fromtimestamp(unix_seconds, tz=timezone.utc))
 
 
+def format_moment(moment):
+    """An aware datetime as the same RFC 3339 string, to the microsecond."""
+    return strftime(moment.astimezone(timezone.utc))
+
+
 @dataclass(frozen=True)
 class Unit:
     """A bundle or an export window."""

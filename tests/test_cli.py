@@ -224,6 +224,12 @@ def test_test_flag_checks_the_key_and_counts_bundles(sandbox, write_config):
         f"OK: {server.url} accepted the API key; 21 bundle(s) end after start_date "
         "2026-01-03T12:00:00.000000Z; the newest ends at 2026-01-24T00:00:00.000000Z.\n")
     assert all("/list" in path for path, _ in server.requests)
+    bounded = run_tap("--config", write_config(server.url, end_date="2026-01-05T00:00:00Z"),
+                      "--test")
+    assert bounded.stdout.decode() == (
+        f"OK: {server.url} accepted the API key; 4 bundle(s) end after start_date "
+        "2026-01-01T00:00:00.000000Z and start before end_date 2026-01-05T00:00:00.000000Z; "
+        "the newest ends at 2026-01-05T00:00:00.000000Z.\n")
 
 
 def test_test_flag_with_a_wrong_key_is_one_line(sandbox, write_config):

@@ -78,7 +78,7 @@ def test_429_on_list_waits_and_pages_on(sandbox, write_config):
 @pytest.mark.parametrize("settings, faults, message", [
     ({"max_retries": 2}, "5xx-every=1",
      "CRITICAL Gave up on list after 3 tries: FullStory answered 503 Service Unavailable. "
-     "Check that 127.0.0.1:{port} is reachable, then run again from the last STATE."),
+     "127.0.0.1:{port} answered but kept failing; run again later from the last STATE."),
     ({"max_retries": 1, "request_timeout": 0.3}, "slow=1",
      "CRITICAL Gave up on list after 2 tries: no answer within 0.3 s (request_timeout). "
      "Check that 127.0.0.1:{port} is reachable, then run again from the last STATE."),
@@ -123,8 +123,8 @@ def test_a_bundle_that_is_never_json_stops_with_its_id_and_resumes(
     assert result.returncode == 1
     assert critical_lines(result) == [
         f"CRITICAL Bundle {bad} is not a JSON array of events (its body starts with b'<'). "
-        "FullStory served it as text/html. Gave up after 3 downloads; rows before 0 are out "
-        "and the last STATE resumes after them (on_bad_bundle: skip would pass over it)."]
+        "FullStory served it as text/html. Gave up after 3 downloads; none of its rows is out "
+        "and the last STATE resumes at it (on_bad_bundle: skip would pass over it)."]
     assert states(messages(result.stdout))[-1]["bookmarks"]["events"] == {
         "ExportBundleStop": "2026-01-03T00:00:00.000000Z"}
     healthy = sandbox(bundles=5)
@@ -141,12 +141,12 @@ def test_a_bundle_broken_mid_way_every_time_stops_after_a_true_checkpoint(
     assert result.returncode == 1
     [line] = critical_lines(result)
     assert line.startswith(f"CRITICAL Bundle {bad} ends before its JSON array does. Gave up "
-                           "after 3 downloads; rows before ")
+                           "after 3 downloads; its first ")
     first = messages(result.stdout)
     progress = states(first)[-1]["bookmarks"]["events"]["in_progress"]
     emitted = [row for bundle, row in map(identity, records(first)) if bundle == bad]
     assert emitted == list(range(progress["rows_done"])) and 0 < len(emitted) < 100
-    assert f"rows before {progress['rows_done']} are out" in line
+    assert f"its first {progress['rows_done']} row(s) are out" in line
     healthy = sandbox(bundles=3, events_per_bundle=100)
     _, second = resume_is_exactly_once(result.stdout, write_config(healthy.url), tmp_path,
                                        healthy.data)

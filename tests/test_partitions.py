@@ -3,10 +3,16 @@ own start_date/end_date and state, together within FullStory's download limit.""
 
 import json
 import subprocess
+from dataclasses import dataclass
+from datetime import timedelta
 
 import pytest
+from ciso8601 import parse_rfc3339
 
 from conftest import API_KEY, TAP, expected_events, identity, messages, records, states
+from tap_fullstory.sandbox.data import SandboxData
+from tap_fullstory.sandbox.faults import Faults
+from tap_fullstory.sandbox.server import SandboxServer
 
 BOUNDARIES = ["2026-01-01T00:00:00Z", "2026-01-05T00:00:00Z", "2026-01-09T00:00:00Z"]
 
@@ -106,3 +112,59 @@ def test_a_range_continued_without_its_end_date_sends_the_rest_of_the_last_bundl
     assert len(ids) == len(set(ids)) and set(ids) == set(expected_events(server.data))
     assert states(rest)[-1]["bookmarks"]["events"] == {
         "ExportBundleStop": "2026-01-05T00:00:00.000000Z"}
+
+
+def assert_ranges_add_up(first, later, data):
+    """`first` and a `later` run (the next range, or a continuation of the first from its
+    state) together emit every event of `data` once."""
+    ids = [identity(r) for r in records(first) + records(later)]
+    assert len(ids) == len(set(ids)), "an event came in both runs"
+    assert set(ids) == set(expected_events(data)), "an event fell between the runs"
+
+
+def test_a_boundary_between_two_milliseconds_is_kept_to_the_microsecond(
+        sandbox, write_config, tmp_path):
+    server = sandbox(bundles=3, events_per_bundle=300)
+    event = next(e for e in server.data.events(1)[100:]
+                 if not e["EventStart"].endswith(".000Z"))
+    moment = parse_rfc3339(event["EventStart"]) + timedelta(milliseconds=1)
+    boundary = moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"  # between two events
+    first = run_range(write_config(server.url, end_date=boundary))
+    assert states(first)[-1]["bookmarks"]["events"]["in_progress"]["events_before"] == \
+        moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    assert_ranges_add_up(first, run_range(write_config(server.url, start_date=boundary)),
+                         server.data)
+    assert_ranges_add_up(first, run_range(write_config(server.url), states(first)[-1],
+                                          tmp_path), server.data)
+
+
+@dataclass(frozen=True)
+class SomeWithoutEventStart(SandboxData):
+    """Every 40th event has no EventStart, and the one after it an unreadable one."""
+
+    def events(self, index):
+        events = super().events(index)
+        for event in events[7::40]:
+            del event["EventStart"]
+        for event in events[8::40]:
+            event["EventStart"] = "yesterday"
+        return events
+
+
+def test_events_without_a_readable_start_go_to_the_run_that_finishes_their_bundle(
+        write_config, tmp_path):
+    data = SomeWithoutEventStart(bundles=3, events_per_bundle=200)
+    server = SandboxServer(data, api_key=API_KEY, rate=(0, 1.0), faults=Faults.parse(""),
+                           bytes_per_second=None).start()
+    try:
+        boundary = "2026-01-02T12:00:00Z"  # inside the second bundle
+        first = run_range(write_config(server.url, end_date=boundary))
+        straddler = data.exports()[1]["Id"]
+        assert all("EventStart" in r and r["EventStart"] != "yesterday"
+                   for r in records(first) if r["ExportBundleId"] == straddler)
+        assert_ranges_add_up(first, run_range(write_config(server.url,
+                                                           start_date=boundary)), data)
+        assert_ranges_add_up(first, run_range(write_config(server.url), states(first)[-1],
+                                              tmp_path), data)
+    finally:
+        server.stop()

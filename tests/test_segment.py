@@ -97,8 +97,8 @@ def test_a_failed_operation_is_one_line_and_a_rerun_completes(segment, tmp_path)
     assert critical == [
         "CRITICAL FullStory could not export window 2026-01-01T12:00:00.000000Z to "
         "2026-01-01T18:00:00.000000Z (operation op-3): sandbox: the export job ran out of "
-        "memory. Run again to retry; the last STATE resumes at this window (on_bad_bundle: "
-        "skip would pass over it)."]
+        "memory. Run again to export it afresh; the last STATE resumes at this window "
+        "(on_bad_bundle: skip would pass over it)."]
     first = messages(result.stdout)
     assert states(first)[-1]["bookmarks"]["events"] == {
         "ExportBundleStop": "2026-01-01T12:00:00.000000Z"}
@@ -134,13 +134,31 @@ def test_an_expired_export_on_resume_is_exported_again_without_losing_rows(segme
     assert states(resumed)[-1] == FINAL
 
 
+def test_a_partly_sent_window_without_its_export_is_sent_whole(segment, tmp_path):
+    # a hand-written state (the README's refetch recipe) names no export: the new export
+    # promises no row order, so none of its rows may be skipped by position
+    server, config = segment
+    window = (int(server.data.start.timestamp()) + 6 * 3600) * 100 + HOURS
+    state = tmp_path / "state.json"
+    state.write_text(json.dumps({"bookmarks": {"events": {
+        "ExportBundleStop": "2026-01-01T06:00:00Z",
+        "in_progress": {"ExportBundleId": window, "rows_done": 5}}}}))
+    result = run_tap("--config", config(), "--state", str(state))
+    assert result.returncode == 0, result.stderr.decode()
+    assert "the state says 5 row(s) of it are out but names no export; a new export is " \
+           "read from its first row, so those rows may repeat." in result.stderr.decode()
+    got = {identity(r) for r in records(messages(result.stdout))}
+    assert {key for key in window_events(server.data) if key[0] == window} <= got
+
+
 def test_test_flag_for_segment_export(segment):
     server, config = segment
     result = run_tap("--config", config(), "--test")
     assert result.returncode == 0, result.stderr.decode()
     assert result.stdout.decode() == (
         f"OK: {server.url} accepted the API key; 12 settled 6 h window(s) from start_date "
-        "2026-01-01T00:00:00.000000Z; the newest ends at 2026-01-04T00:00:00.000000Z.\n")
+        "2026-01-01T00:00:00.000000Z to end_date 2026-01-04T00:00:00.000000Z; the newest "
+        "ends at 2026-01-04T00:00:00.000000Z.\n")
 
 
 @pytest.mark.parametrize("settings, message", [

@@ -140,12 +140,43 @@ def test_a_second_signal_ends_a_run_whose_target_stopped_reading(sandbox, write_
         assert proc.poll() is None, proc.stderr.read().decode()
         time.sleep(0.01)
     proc.send_signal(signal.SIGTERM)  # recorded; the blocked write cannot notice it
-    while signal_pending(proc.pid, signal.SIGTERM) or not blocked_writing_a_pipe(proc.pid):
-        time.sleep(0.01)  # the handler has run and the write blocks again
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=30) == 143
+    # A second signal ends the run once it finds the write still blocked a while after the
+    # first (stopping.GRACE); until then each one is ignored. Send one whenever the last was
+    # handled and the write blocks again, until the tap is gone.
+    deadline = time.monotonic() + 30
+    while proc.poll() is None:
+        assert time.monotonic() < deadline, "a second signal never ended the blocked run"
+        if not signal_pending(proc.pid, signal.SIGTERM) and blocked_writing_a_pipe(proc.pid):
+            proc.send_signal(signal.SIGTERM)
+        time.sleep(0.01)
+    assert proc.returncode == 143
     stderr = proc.stderr.read().decode()
     assert "Traceback" not in stderr
     assert "CRITICAL Stopped at once by a second SIGTERM: stdout was not being read, so no " \
            "final STATE could be written; the last STATE the target read resumes the sync " \
            "(rows after it come again, as after a kill)." in stderr
+
+
+def test_a_double_sigint_is_still_a_clean_stop(sandbox, write_config, tmp_path):
+    # Ctrl-C twice, or a wrapper that forwards the stop it also sends: while stdout is being
+    # read the second signal changes nothing, the run ends on a true STATE
+    server = sandbox(bundles=3, events_per_bundle=400)
+    config = write_config(server.url)
+
+    with open(tmp_path / "stderr.txt", "wb") as stderr:
+        proc = subprocess.Popen([TAP, "--config", config], stdout=subprocess.PIPE,
+                                stderr=stderr, pipesize=4096)
+        output = b""
+        for line in proc.stdout:
+            output += line
+            message = json.loads(line)
+            if message["type"] == "RECORD" and message["record"]["ExportBundleRow"] == 200:
+                proc.send_signal(signal.SIGINT)
+                proc.send_signal(signal.SIGINT)
+                break
+        output += proc.stdout.read()
+        assert proc.wait(timeout=30) == 130
+    text = (tmp_path / "stderr.txt").read_text()
+    assert "Stopped at once" not in text and "Traceback" not in text
+    assert "CRITICAL Stopped by SIGINT" in text
+    resume_is_exactly_once(output, config, tmp_path, server.data)

@@ -206,6 +206,25 @@ def test_individuals_come_once_per_window_with_their_properties(account):
         "ExportWindowStop": "2026-01-04T00:00:00.000000Z"}
 
 
+def test_individuals_in_two_ranges_split_inside_a_window_come_once(account, write_config):
+    # Individuals have no time of their own to split a window on: the window whose Stop
+    # is in a range belongs to that range, as the end_date setting says.
+    server, _, _, catalog = account
+    boundary, more = "2026-01-02T12:00:00Z", ["--catalog", catalog(["individuals"])]
+    ranges = [{"end_date": boundary}, {"start_date": boundary, "end_date": END}]
+    got = []
+    for settings in ranges:
+        result = run_tap("--config", write_config(server.url, api_base_url=server.url,
+                                                  export_window_hours=24, **settings), *more)
+        assert result.returncode == 0, result.stderr.decode()
+        got.append([window_key(r) for r in by_stream(messages(result.stdout), "individuals")])
+    assert {stop for stop, _ in got[0]} == {int(parse_rfc3339(
+        "2026-01-02T00:00:00Z").timestamp())}
+    keys = got[0] + got[1]
+    assert len(keys) == len(set(keys)), "a window's row came in both ranges"
+    assert set(keys) == set(window_rows(server.data))
+
+
 def test_individuals_killed_mid_window_resume_from_the_saved_export(account, tmp_path):
     server, _, config, catalog = account
     path, more = config(checkpoint_every=3), ["--catalog", catalog(["individuals"])]

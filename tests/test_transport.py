@@ -148,8 +148,8 @@ def test_5xx_is_retried_then_succeeds():
 def test_5xx_gives_up_after_max_retries():
     responses.get(URL, status=502)
     with pytest.raises(RetriesExhausted, match="^Gave up on list after 3 tries: FullStory "
-                       "answered 502 Bad Gateway. Check that export.example.test is "
-                       "reachable, then run again from the last STATE.$"):
+                       "answered 502 Bad Gateway. export.example.test answered but kept "
+                       "failing; run again later from the last STATE.$"):
         get_json(make_transport(max_retries=2))
     assert len(responses.calls) == 3
 
