@@ -151,6 +151,26 @@ def test_a_partly_sent_window_without_its_export_is_sent_whole(segment, tmp_path
     assert {key for key in window_events(server.data) if key[0] == window} <= got
 
 
+def test_two_ranges_split_inside_a_window_come_once(segment, tmp_path):
+    # a boundary between two milliseconds, inside a 6 h window: both ranges read that
+    # window, each emits its side; the first range continued from its state to a later
+    # end_date sends the rest
+    server, config = segment
+    expected = window_events(server.data)
+    boundary = "2026-01-02T03:17:45.123Z"
+    first = messages(run_tap("--config", config(end_date=boundary)).stdout)
+    later = messages(run_tap("--config", config(start_date=boundary)).stdout)
+    state = tmp_path / "state.json"
+    state.write_text(json.dumps(states(first)[-1]))
+    rest = messages(run_tap("--config", config(), "--state", str(state)).stdout)  # to END
+    for second in (later, rest):
+        ids = [identity(r) for r in records(first) + records(second)]
+        assert len(ids) == len(set(ids)), "an event came in both runs"
+        assert set(ids) == set(expected), "an event fell between the runs"
+    assert states(first)[-1]["bookmarks"]["events"]["in_progress"]["events_before"] == \
+        "2026-01-02T03:17:45.123000Z"
+
+
 def test_test_flag_for_segment_export(segment):
     server, config = segment
     result = run_tap("--config", config(), "--test")
