@@ -10,8 +10,9 @@ import pytest
 from conftest import API_KEY, TAP, messages, records, resume_is_exactly_once, spool_files_held
 
 
-def run_and_signal(config, signum, should_signal, tmp_path):
-    """Run the tap and send `signum` once `should_signal(message)`; read to the end."""
+def run_and_signal(config, signum, should_signal, tmp_path, times=1):
+    """Run the tap and send `signum` (`times` times in a row) once
+    `should_signal(message)`; read to the end."""
     with open(tmp_path / "stderr.txt", "wb") as stderr:
         proc = subprocess.Popen([TAP, "--config", config], stdout=subprocess.PIPE,
                                 stderr=stderr, pipesize=4096)
@@ -19,7 +20,8 @@ def run_and_signal(config, signum, should_signal, tmp_path):
         for line in proc.stdout:
             output += line
             if should_signal(json.loads(line)):
-                proc.send_signal(signum)
+                for _ in range(times):
+                    proc.send_signal(signum)
                 break
         output += proc.stdout.read()
         code = proc.wait(timeout=30)  # a tap that ignores the signal fails here
@@ -162,21 +164,9 @@ def test_a_double_sigint_is_still_a_clean_stop(sandbox, write_config, tmp_path):
     # read the second signal changes nothing, the run ends on a true STATE
     server = sandbox(bundles=3, events_per_bundle=400)
     config = write_config(server.url)
-
-    with open(tmp_path / "stderr.txt", "wb") as stderr:
-        proc = subprocess.Popen([TAP, "--config", config], stdout=subprocess.PIPE,
-                                stderr=stderr, pipesize=4096)
-        output = b""
-        for line in proc.stdout:
-            output += line
-            message = json.loads(line)
-            if message["type"] == "RECORD" and message["record"]["ExportBundleRow"] == 200:
-                proc.send_signal(signal.SIGINT)
-                proc.send_signal(signal.SIGINT)
-                break
-        output += proc.stdout.read()
-        assert proc.wait(timeout=30) == 130
-    text = (tmp_path / "stderr.txt").read_text()
-    assert "Stopped at once" not in text and "Traceback" not in text
-    assert "CRITICAL Stopped by SIGINT" in text
+    output, code, stderr = run_and_signal(config, signal.SIGINT, after_records(200), tmp_path,
+                                          times=2)
+    assert code == 130
+    assert "Stopped at once" not in stderr and "Traceback" not in stderr
+    assert "CRITICAL Stopped by SIGINT" in stderr
     resume_is_exactly_once(output, config, tmp_path, server.data)
