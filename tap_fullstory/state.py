@@ -147,7 +147,7 @@ def read_unit_bookmark(state, stream=STREAM, id_key=ID_KEY, stop_key=STOP_KEY):
     if before is not None:
         parse_timestamp(before, "State in_progress events_before")
     origin = {k: v for k, v in progress.items()
-                  if k not in (id_key, stop_key, "rows_done", "events_before")}
+              if k not in (id_key, stop_key, "rows_done", "events_before")}
     if not all(isinstance(v, str) and v for v in origin.values()):
         raise bad_state(f"'in_progress' of '{stream}' names an export that is not a pair of "
                         "ids (operationId, searchExportId)")
