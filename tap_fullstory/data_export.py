@@ -10,7 +10,7 @@ LIST answers at most 20 bundles whose Stop is after `start`, oldest first. GET i
 import logging
 
 from tap_fullstory.errors import FatalAPIError, UnexpectedAnswer
-from tap_fullstory.units import Unit, format_stop, plan_bundles
+from tap_fullstory.units import Unit, end_second, format_stop, plan_bundles
 
 LOGGER = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ class BundleSource:
 
     def __init__(self, transport, config):
         self.api = DataExportAPI(transport, config.base_url)
-        self.end = None if config.end_date is None else int(config.end_date.timestamp())
+        self.end = end_second(config.end_date)
         self.host = config.base_url
 
     def plan(self, start):

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 import backoff
 
 from tap_fullstory.errors import FatalAPIError, NotFound, UnexpectedAnswer
-from tap_fullstory.units import format_stop, plan_windows
+from tap_fullstory.units import end_second, format_stop, plan_windows
 
 LOGGER = logging.getLogger(__name__)
 
@@ -141,9 +141,8 @@ class WindowSource:
     def plan(self, start):
         """Aligned windows from `start` that begin before end_date and have settled."""
         settled = int(self.now()) - self.config.settle_hours * 3600
-        end = None if self.config.end_date is None else int(self.config.end_date.timestamp())
-        return plan_windows(start, end, settled, self.config.export_window_hours,
-                            self.window_id)
+        return plan_windows(start, end_second(self.config.end_date), settled,
+                            self.config.export_window_hours, self.window_id)
 
     def check(self, start):
         """`--test`: one line on what there is to sync from `start` (unix seconds)."""

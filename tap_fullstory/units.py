@@ -7,6 +7,7 @@ after start, Start before end — and emits their events with start <= EventStar
 their boundary: both runs read it and each emits its own events.
 """
 
+import math
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -16,6 +17,13 @@ from singer.utils import strftime
 def format_stop(unix_seconds):
     """A unit's Stop (unix seconds) as the RFC 3339 string used in records and STATE."""
     return strftime(datetime.fromtimestamp(unix_seconds, tz=timezone.utc))
+
+
+def end_second(end_date):
+    """end_date (an aware datetime, or None) as the first whole unix second not before it:
+    a unit that starts in the fraction of a second before end_date still belongs to the
+    run."""
+    return None if end_date is None else math.ceil(end_date.timestamp())
 
 
 def format_moment(moment):

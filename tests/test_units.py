@@ -1,6 +1,8 @@
+from datetime import datetime, timezone
+
 import pytest
 
-from tap_fullstory.units import Unit, format_stop, plan_bundles, plan_windows
+from tap_fullstory.units import Unit, end_second, format_stop, plan_bundles, plan_windows
 
 DAY = 86400
 
@@ -75,3 +77,14 @@ def test_windows_are_aligned_begin_before_the_end_and_have_settled():
 
 def test_format_stop():
     assert format_stop(1767312000) == "2026-01-02T00:00:00.000000Z"
+
+
+def test_an_end_date_inside_a_second_keeps_the_unit_that_starts_in_that_second():
+    # events at 06:00:00.000-.499 belong to a run that ends at 06:00:00.500
+    end = end_second(datetime(1970, 1, 1, 6, 0, 0, 500_000, tzinfo=timezone.utc))
+    assert end == 6 * 3600 + 1
+    windows = plan_windows(start=0, end=end, settled=10 * DAY, hours=6,
+                           window_id=lambda begin: begin)
+    assert [w.start for w in windows] == [0, 6 * 3600]
+    assert end_second(datetime(1970, 1, 1, 6, tzinfo=timezone.utc)) == 6 * 3600
+    assert end_second(None) is None
