@@ -10,7 +10,7 @@ LIST answers at most 20 bundles whose Stop is after `start`, oldest first. GET i
 import logging
 
 from tap_fullstory.errors import FatalAPIError, UnexpectedAnswer
-from tap_fullstory.units import Unit, end_second, format_stop, plan_bundles
+from tap_fullstory.units import Unit, end_second, format_moment, format_stop, plan_bundles
 
 LOGGER = logging.getLogger(__name__)
 
@@ -85,6 +85,7 @@ class BundleSource:
 
     def __init__(self, transport, config):
         self.api = DataExportAPI(transport, config.base_url)
+        self.end_date = config.end_date
         self.end = end_second(config.end_date)
         self.host = config.base_url
 
@@ -96,7 +97,8 @@ class BundleSource:
         """`--test`: one line on what there is to sync from `start` (unix seconds)."""
         bundles = self.plan(start)
         newest = f"; the newest ends at {bundles[-1].stop_text}" if bundles else ""
-        until = "" if self.end is None else f" and start before end_date {format_stop(self.end)}"
+        until = ("" if self.end_date is None
+                 else f" and start before end_date {format_moment(self.end_date)}")
         return (f"{len(bundles)} bundle(s) end after start_date {format_stop(start)}{until}"
                 f"{newest}")
 

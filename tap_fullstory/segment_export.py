@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 import backoff
 
 from tap_fullstory.errors import FatalAPIError, NotFound, UnexpectedAnswer
-from tap_fullstory.units import end_second, format_stop, plan_windows
+from tap_fullstory.units import end_second, format_moment, format_stop, plan_windows
 
 LOGGER = logging.getLogger(__name__)
 
@@ -150,7 +150,7 @@ class WindowSource:
         windows = self.plan(start)
         newest = f"; the newest ends at {windows[-1].stop_text}" if windows else ""
         end = self.config.end_date
-        until = "" if end is None else f" to end_date {format_stop(int(end.timestamp()))}"
+        until = "" if end is None else f" to end_date {format_moment(end)}"
         return (f"{len(windows)} settled {self.config.export_window_hours} h window(s) from "
                 f"start_date {format_stop(start)}{until}{newest}")
 
