@@ -1,6 +1,9 @@
-"""FullStory's paged REST endpoints on api.fullstory.com: users, segments, settings.
+"""FullStory's REST endpoints on api.fullstory.com: the key's owner, users, segments,
+settings.
 
-    GET /v2/users                                   -> {"results": [...], "next_page_token"}
+    GET /me                                         -> {"email", "orgId", "role"}
+    GET /v2/users?include_schema=true[&is_identified=true]
+                                 -> {"results": [...], "total_records": "N", "next_page_token"}
     GET /segments/v1?limit=100                      -> {"segments": [...], "nextPaginationToken"}
     GET /settings/recording/v1/{kind}               -> one bare object (the current settings)
     GET /settings/recording/v1/{kind}/history?limit=100 -> {"versions": [...], token}
@@ -10,6 +13,7 @@ reads every spelling it has published and stops only on a missing or empty token
 """
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from tap_fullstory.errors import UnexpectedAnswer
 
@@ -21,16 +25,40 @@ PAGE_LIMIT = 100  # the most /segments/v1 and the history endpoints answer per p
 @dataclass(frozen=True)
 class Endpoint:
     """One GET endpoint: its path, where its records sit in the answer (None: the answer is
-    one record), and the query parameter that carries the page token (None: not paged)."""
+    one record), the query parameter that carries the page token (None: not paged), the
+    parameters every call sends, and `flags`: (setting, parameter) pairs, the parameter sent
+    as true when the config's boolean setting is on."""
 
     path: str
     records: str = None
     token_param: str = None
     params: dict = field(default_factory=dict)
+    flags: tuple = ()
+
+    def query(self, config=None):
+        """The parameters of every call, with the flags `config` turns on."""
+        params = dict(self.params)
+        for setting, parameter in self.flags:
+            if config is not None and getattr(config, setting):
+                params[parameter] = "true"
+        return params
 
 
-USERS = Endpoint("/v2/users", "results", "page_token")
+class Page(NamedTuple):
+    """One page of records, and the number of records the listing announces (the
+    answer's `total_records`, None where an endpoint gives none)."""
+
+    records: list
+    total: int = None
+
+
+# Anonymous and identified users unless is_identified; `schema` only with include_schema
+# (FullStory's OpenAPI, ListUsers). No page size: FullStory answers 10 a page.
+USERS = Endpoint("/v2/users", "results", "page_token", {"include_schema": "true"},
+                 (("identified_users_only", "is_identified"),))
+USERS_PER_PAGE = 10
 SEGMENTS = Endpoint("/segments/v1", "segments", "paginationToken", {"limit": PAGE_LIMIT})
+ME = "/me"
 
 
 def settings(kind):
@@ -53,11 +81,28 @@ def next_token(answer):
     return None
 
 
-def pages(transport, base_url, endpoint, what, hints=None):
-    """Yield each page's records (a list of objects) of `endpoint`, first page first."""
+def whoami(transport, base_url):
+    """GET /me: the key's {"email", "orgId", "role"} (email blank for a legacy org key)."""
+    return transport.json("key check", base_url + ME, SETTING)
+
+
+def total_records(answer):
+    """The answer's `total_records` (a string in FullStory's OpenAPI) as an int, or None."""
+    value = answer.get("total_records")
+    if isinstance(value, bool):
+        return None
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def pages(transport, base_url, endpoint, what, hints=None, config=None):
+    """Yield each Page of `endpoint` (its records a list of objects), first page first;
+    `config` turns on the endpoint's flags."""
     token, seen = None, set()
     while True:
-        params = dict(endpoint.params)
+        params = endpoint.query(config)
         if token is not None:
             params[endpoint.token_param] = token
         answer = transport.json(what, base_url + endpoint.path, SETTING, params=params or None,
@@ -69,7 +114,7 @@ def pages(transport, base_url, endpoint, what, hints=None):
             raise UnexpectedAnswer(f"FullStory's answer to {what} holds '{endpoint.records}' "
                                    "that is not a list of objects; check that api_base_url "
                                    "points at api.fullstory.com.")
-        yield records
+        yield Page(records, total_records(answer))
         token = next_token(answer) if endpoint.token_param else None
         if token is None:
             return

@@ -26,7 +26,7 @@ DEFAULT_USER_AGENT = f"tap-fullstory/{__version__}"
 @dataclass(frozen=True)
 class Setting:
     name: str
-    kind: str  # "string", "integer", "number", "date-time"
+    kind: str  # "string", "integer", "number", "boolean", "date-time"
     description: str
     required: bool = False
     secret: bool = False
@@ -67,6 +67,10 @@ SETTINGS = (
             "at FullStory, the one being waited for included; windows are still emitted in "
             "order. A 429 on creating one lowers it for the rest of the run.", default=3,
             minimum=1, maximum=20),
+    Setting("identified_users_only", "boolean", "users: list only the users identified "
+            "with FS.identify (is_identified=true). FullStory lists every user, anonymous "
+            "ones too, 10 a request; on an account with millions of anonymous visitors that "
+            "is a long read for rows that carry no uid, email or name.", default=False),
     Setting("user_agent", "string", "User-Agent header sent with every request.",
             default=DEFAULT_USER_AGENT),
     Setting("request_timeout", "number", "Seconds to wait for FullStory to connect or send "
@@ -122,6 +126,7 @@ class TapConfig:
     export_window_hours: int = 24
     settle_hours: int = 24
     max_exports_in_flight: int = 3
+    identified_users_only: bool = False
     user_agent: str = DEFAULT_USER_AGENT
     request_timeout: float = 300
     base_url: str = DEFAULT_BASE_URL
@@ -194,6 +199,15 @@ def _number(setting, raw):
     return value
 
 
+def _boolean(setting, raw):
+    """true or false, as JSON or as the strings Meltano and environment variables give."""
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str) and raw.strip().lower() in ("true", "false"):
+        return raw.strip().lower() == "true"
+    raise ConfigError(f"{setting.name} must be true or false, not {json.dumps(raw)}.")
+
+
 def _is_loopback(host):
     if host == "localhost":
         return True
@@ -231,6 +245,8 @@ def parse_config(data):
             values[setting.name] = parse_timestamp(raw, setting.name)
         elif setting.kind in ("integer", "number"):
             values[setting.name] = _number(setting, "" if raw is None else raw)
+        elif setting.kind == "boolean":
+            values[setting.name] = _boolean(setting, raw)
         elif setting.name in ("base_url", "api_base_url"):
             values[setting.name] = _host_url(setting.name, raw, setting.default)
         elif not isinstance(raw, str):

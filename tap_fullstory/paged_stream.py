@@ -48,6 +48,16 @@ def version_moment(record):
         return None
 
 
+def plan_line(first, endpoint, config):
+    """What a listing that announces its total will take, from its first page."""
+    per_page = len(first.records) or account_api.USERS_PER_PAGE
+    calls = max(1, -(-first.total // per_page))
+    filtered = [f"{parameter}=true" for setting, parameter in endpoint.flags
+                if getattr(config, setting)]
+    return (f"total_records announces {first.total:,} record(s){' with ' if filtered else ''}"
+            f"{', '.join(filtered)}: {calls:,} request(s) at {per_page} a page.")
+
+
 class PagedStreamSync:
     """One stream read from api.fullstory.com's paged endpoints."""
 
@@ -86,11 +96,11 @@ class PagedStreamSync:
         self.writer.start_records(self.name, version=self.version)
         if self.stream.history:
             self._emit_versions(in_background(lambda: [r for page in self._pages()
-                                                       for r in page], "pages"))
+                                                       for r in page.records], "pages"))
         else:
             def jobs():  # each page is fetched as the job list is walked, one page ahead
                 for page in self._pages():
-                    yield functools.partial(lambda records: records, page)
+                    yield functools.partial(lambda records: records, page.records)
 
             with Prefetcher(jobs, ahead=1, name="pages") as feed:
                 for page in feed:
@@ -104,8 +114,14 @@ class PagedStreamSync:
                     target_share(self.writer.waited - waited, seconds))
 
     def _pages(self):
-        return account_api.pages(self.transport, self.config.api_base_url,
-                                 self.stream.endpoint, self.name)
+        """The endpoint's pages; the first, if it announces a total, logs the plan."""
+        for number, page in enumerate(account_api.pages(
+                self.transport, self.config.api_base_url, self.stream.endpoint, self.name,
+                config=self.config)):
+            if number == 0 and page.total is not None:
+                LOGGER.info("%s: %s", self.name, plan_line(page, self.stream.endpoint,
+                                                            self.config))
+            yield page
 
     def _emit(self, record):
         if STOP.signum is not None:

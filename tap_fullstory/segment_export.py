@@ -1,11 +1,16 @@
 """FullStory's Segment Export API, on the host in `api_base_url`.
 
-    POST /segments/v1/exports {segmentId, type, format, timeRange} -> {"operationId"}
+    POST /segments/v1/exports {segmentId, type, format, timeRange, segmentTimeRange}
+                                             -> {"operationId"}
     GET  /operations/v1/{operationId}        -> {state, estimatePctComplete, results, …}
     GET  /search/v1/exports/{id}/results     -> {"location": <signed URL>, "expires"}
     GET  <location>, without the key         -> gzip NDJSON, one row per line
 
 An export is made per window (TYPE_EVENT rows for events, TYPE_INDIVIDUAL for individuals).
+Its segmentTimeRange is the window too: a segment's own range decides who is in it
+(`everyone`'s is the last 30 days), so without it a window older than that would hold only
+the people also active lately. With it, membership is decided inside the window, and the
+same window exported again has the same rows, which the in-window checkpoints rely on.
 """
 
 import logging
@@ -72,8 +77,9 @@ class SegmentExportAPI:
 
     def create(self, export_type, start, stop, what):
         """Start an export of [start, stop) (unix seconds); its operationId."""
+        window = {"start": rfc3339(start), "end": rfc3339(stop)}
         body = {"segmentId": self.segment_id, "type": export_type, "format": "FORMAT_NDJSON",
-                "timeRange": {"start": rfc3339(start), "end": rfc3339(stop)}}
+                "timeRange": window, "segmentTimeRange": window}
         answer = self.transport.json(f"create export ({mid_sentence(what)})",
                                      self.base_url + EXPORTS_PATH, SETTING, method="POST",
                                      body=body, expect="operationId")

@@ -245,7 +245,7 @@ def account(sandbox, write_config, tmp_path):
     for name, kind in histories.items():
         for version in server.account.history(kind):
             expected[name, version["metadata"]["lastUpdated"]] = version
-    current = {"users": {("users", u["id"]): u for u in server.account.users()},
+    current = {"users": {("users", u["id"]): u for u in server.account.users(include_schema=True)},
                "segments": {("segments", s["id"]): s for s in server.account.segments()}}
     kinds = {s.name: s.endpoint.path.split("/")[-1] for s in STREAMS
              if s.kind == "paged" and not s.history and s.name not in current}

@@ -152,17 +152,23 @@ def test_the_documented_person_is_first_and_only_in_his_documented_session():
     assert len(his) == 6 and all(e["user_plan_str"] == "pro" for e in his)
 
 
-def test_window_individuals_aggregate_only_the_window():
+def test_window_individuals_are_the_windows_people_with_lifetime_aggregates():
     data = SandboxData(bundles=3, events_per_bundle=120)
     first = int(data.start.timestamp())
-    whole = {r["IndvId"]: r for r in data.window_individuals(first, first + 3 * 86400)}
-    days = [{r["IndvId"]: r for r in data.window_individuals(first + d * 86400,
-                                                             first + (d + 1) * 86400)}
-            for d in range(3)]
-    for indv, row in whole.items():
-        assert row["NumEvents"] == sum(day[indv]["NumEvents"] for day in days if indv in day)
-        assert row["LastEventStart"] == max(day[indv]["LastEventStart"] for day in days
-                                            if indv in day)
+    every = data.all_events()
+    for day in range(3):
+        begin, end = first + day * 86400, first + (day + 1) * 86400
+        rows = data.window_individuals(begin, end)
+        active = list(dict.fromkeys(e["IndvId"] for e in data.window_events(begin, end)))
+        assert [r["IndvId"] for r in rows] == active and rows
+        for row in rows:
+            theirs = [e for e in every if e["IndvId"] == row["IndvId"]]
+            assert row["NumEvents"] == len(theirs)  # all time, not the window's
+            assert row["NumSessions"] == len({e["SessionId"] for e in theirs})
+            assert row["LastEventStart"] == max(e["EventStart"] for e in theirs)
+    busy = [r for r in data.window_individuals(first, first + 86400) if any(
+        e["IndvId"] == r["IndvId"] for e in data.window_events(first + 86400, first + 3 * 86400))]
+    assert busy  # someone active on several days: their day-1 row counts the later days too
 
 
 def test_new_flags_reach_the_server_and_the_help_describes_them():

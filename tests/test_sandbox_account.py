@@ -1,9 +1,12 @@
 """The sandbox's account API and individuals, through real HTTP to an in-process server:
 one generated account, the same people in events, individuals and users."""
 
+import copy
 import gzip
 import json
+from pathlib import Path
 
+import jsonschema
 import orjson
 import pytest
 import requests
@@ -16,6 +19,8 @@ from tap_fullstory.sandbox.server import SandboxServer
 KEY = "account-key"
 KINDS = ["blocking", "domain", "geo", "privacy", "features", "targeting"]
 DAY = 86400
+OPENAPI = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "fullstory-openapi" / \
+    "users.sdk.swagger.json"
 
 
 @pytest.fixture
@@ -50,31 +55,102 @@ def pages(session, url, items_key, token_out, token_in, params=None):
         assert len(answers) < 50, "the tokens never end"
 
 
-def test_users_come_in_several_pages_and_are_the_identified_people(serve):
+def test_users_are_every_person_ten_a_page_and_filter_on_is_identified(serve):
     server, session = serve()
     answers = pages(session, server.url + "/v2/users", "results", "next_page_token",
                     "page_token")
-    assert len(answers) >= 3
-    assert all(len(a["results"]) <= 7 for a in answers)
+    people = server.data.people()
+    assert [len(a["results"]) for a in answers] == [10] * (len(people) // 10) + (
+        [len(people) % 10] if len(people) % 10 else [])  # 10 a page, whatever page_size
     assert "next_page_token" not in answers[-1]  # the last page has no token at all
     assert all(a["next_page_token"] for a in answers[:-1])
     users = [u for a in answers for u in a["results"]]
     assert {a["total_records"] for a in answers} == {str(len(users))}
     assert users == server.account.users()
-    identified = [p for p in server.data.people() if p["UserAppKey"]]
-    assert [u["id"] for u in users] == [str(p["UserId"]) for p in identified]
-    assert [(u["uid"], u["display_name"], u["email"]) for u in users] == [
-        (p["UserAppKey"], p["UserDisplayName"], p["UserEmail"]) for p in identified]
-    assert all(u["properties"]["plan"] == p["user_plan_str"] for u, p in zip(users, identified,
-                                                                              strict=True))
+    assert [u["id"] for u in users] == [str(p["UserId"]) for p in people]
+    for user, person in zip(users, people, strict=True):
+        if person["UserAppKey"]:
+            assert (user["uid"], user["display_name"], user["email"]) == (
+                person["UserAppKey"], person["UserDisplayName"], person["UserEmail"])
+        else:
+            assert not {"uid", "display_name", "email"} & set(user)
+        assert user["properties"]["plan"] == person["user_plan_str"]
+    assert any("uid" not in u for u in users) and any("uid" in u for u in users)
     assert any(isinstance(u["properties"].get("address"), dict) for u in users)
     assert {type(u["type_conflicts"]) for u in users} == {type(None), dict}
     assert all(u["schema"] is None and u["is_being_deleted"] is False for u in users)
-    one = session.get(server.url + "/v2/users/" + users[3]["id"],
-                      params={"include_schema": "true"})
+    for flag, wanted in (("true", True), ("false", False), ("TRUE", True)):
+        some = [u for a in pages(session, server.url + "/v2/users", "results",
+                                 "next_page_token", "page_token", {"is_identified": flag})
+                for u in a["results"]]
+        assert some == [u for u in users if ("uid" in u) == wanted]
+    bad = session.get(server.url + "/v2/users", params={"is_identified": "yes"})
+    assert (bad.status_code, bad.json()["code"]) == (400, "invalid_argument")
+    one = session.get(server.url + "/v2/users/" + users[3]["id"])
     assert one.json() == users[3]
     missing = session.get(server.url + "/v2/users/123")
     assert missing.status_code == 404 and set(missing.json()) == {"code", "message"}
+
+
+def test_include_schema_fills_schema_with_the_properties_types(serve):
+    server, session = serve()
+    answers = pages(session, server.url + "/v2/users", "results", "next_page_token",
+                    "page_token", {"include_schema": "true"})
+    users = [u for a in answers for u in a["results"]]
+    assert users == server.account.users(include_schema=True)
+    daniel = next(u for u in users if u.get("uid") == "user-1339")
+    assert daniel["schema"]["properties"]["plan"] == "str"
+    assert daniel["schema"]["properties"]["billing"] == {"mrr": "real"}
+    assert daniel["schema"]["properties"]["seats"] == "int"
+    one = session.get(server.url + "/v2/users/" + daniel["id"],
+                      params={"include_schema": "true"})
+    assert one.json() == daniel
+
+
+def openapi_validator(definition):
+    """A validator of FullStory's OpenAPI `definition` (in ../shared/fixtures), strict:
+    an answer may hold no key the definition does not name (free-form objects aside)."""
+    swagger = json.loads(OPENAPI.read_text())
+    definitions = copy.deepcopy(swagger["definitions"])
+    for name in ("fullstory.v2.users.ListUsersResponse", "fullstory.v2.users.GetUserResponse",
+                 "fullstory.v2.apierror.ErrorResponse"):
+        definitions[name]["additionalProperties"] = False
+    user = definitions["fullstory.v2.users.GetUserResponse"]["properties"]
+    for name in ("schema", "type_conflicts"):
+        # Swagger 2 cannot say nullable; the definition's own example has both as null.
+        user[name] = {"anyOf": [{"type": "null"}, user[name]]}
+    return jsonschema.Draft4Validator({"$ref": f"#/definitions/{definition}",
+                                       "definitions": definitions})
+
+
+@pytest.mark.parametrize("params", [{}, {"include_schema": "true"}, {"is_identified": "true"},
+                                    {"is_identified": "false", "include_schema": "false"}])
+def test_users_answers_validate_against_fullstorys_openapi(serve, params):
+    server, session = serve()
+    listing = openapi_validator("fullstory.v2.users.ListUsersResponse")
+    one = openapi_validator("fullstory.v2.users.GetUserResponse")
+    answers = pages(session, server.url + "/v2/users", "results", "next_page_token",
+                    "page_token", params)
+    for answer in answers:
+        listing.validate(answer)
+        for user in answer["results"]:
+            one.validate(session.get(f"{server.url}/v2/users/{user['id']}",
+                                     params=params).json())
+    error = openapi_validator("fullstory.v2.apierror.ErrorResponse")
+    error.validate(session.get(server.url + "/v2/users/123").json())
+    error.validate(session.get(server.url + "/v2/users", params={"is_identified": "1"}).json())
+
+
+def test_the_openapi_validator_refuses_what_fullstory_would_not_send():
+    listing = openapi_validator("fullstory.v2.users.ListUsersResponse")
+    good = {"results": [{"id": "1", "is_being_deleted": False}], "total_records": "1"}
+    listing.validate(good)
+    for bad in ({**good, "total_records": 1},                      # a number, not a string
+                {"results": [{"id": "1"}], "total_records": "1"},  # is_being_deleted missing
+                {**good, "next_pagination_token": "x"},             # not this API's spelling
+                {"results": [{"id": 1, "is_being_deleted": False}], "total_records": "1"}):
+        with pytest.raises(jsonschema.ValidationError):
+            listing.validate(bad)
 
 
 @pytest.mark.parametrize("spelling, token_out, token_in", [
@@ -279,15 +355,17 @@ def test_individuals_export_holds_the_people_with_events_in_the_window(serve):
     stop = start + 2 * DAY
     raw, _ = export(session, server, {
         "segmentId": "everyone", "type": "TYPE_INDIVIDUAL", "format": "FORMAT_NDJSON",
-        "timeRange": {"start": "2026-01-02T00:00:00Z", "end": "2026-01-04T00:00:00Z"}})
+        "timeRange": {"start": "2026-01-02T00:00:00Z", "end": "2026-01-04T00:00:00Z"},
+        "segmentTimeRange": {"start": "2026-01-02T00:00:00Z", "end": "2026-01-04T00:00:00Z"}})
     rows = [orjson.loads(line) for line in raw.splitlines()]
     assert rows == data.window_individuals(start, stop)
     events = data.window_events(start, stop)
+    every = data.all_events()
     assert [r["IndvId"] for r in rows] == list(dict.fromkeys(e["IndvId"] for e in events))
     people = {p["IndvId"]: p for p in data.people()}
-    users = {u["uid"]: u for u in server.account.users()}
+    users = {u["uid"]: u for u in server.account.users(identified=True)}
     for row in rows:
-        mine = [e for e in events if e["IndvId"] == row["IndvId"]]
+        mine = [e for e in every if e["IndvId"] == row["IndvId"]]  # lifetime aggregates
         person = people[row["IndvId"]]
         assert row["NumEvents"] == len(mine)
         assert row["NumSessions"] == len({e["SessionId"] for e in mine})
@@ -318,11 +396,12 @@ def test_documented_person_is_an_individual_and_a_user(serve):
     server, session = serve()
     raw, _ = export(session, server, {
         "segmentId": "everyone", "type": "TYPE_INDIVIDUAL", "format": "FORMAT_JSON",
-        "timeRange": {"start": "2026-01-01T00:00:00Z", "end": "2026-01-02T00:00:00Z"}})
+        "timeRange": {"start": "2026-01-01T00:00:00Z", "end": "2026-01-02T00:00:00Z"},
+        "segmentTimeRange": {"start": "", "end": ""}})
     daniel = next(r for r in json.loads(raw) if r.get("Uid") == "user-1339")
     assert daniel["DisplayName"] == "Daniel Falko" and daniel["NumEvents"] == 6
     assert daniel["user_plan_str"] == "pro" and daniel["LastPage"].endswith("/update-address")
-    user = next(u for u in server.account.users() if u["uid"] == "user-1339")
+    user = next(u for u in server.account.users(identified=True) if u["uid"] == "user-1339")
     assert user["display_name"] == "Daniel Falko" and user["properties"]["plan"] == "pro"
 
 
@@ -330,14 +409,58 @@ def test_snake_case_body_and_empty_times_mean_unbounded_and_now(serve):
     server, session = serve()
     raw, spec = export(session, server, {
         "segment_id": "everyone", "type": "TYPE_INDIVIDUAL", "format": "FORMAT_NDJSON",
-        "time_range": {"start": "", "end": ""}})
+        "time_range": {"start": "", "end": ""}, "segment_time_range": {"start": "", "end": ""}})
     assert spec.start == 0 and spec.stop > 1_700_000_000  # the time it was created
     rows = [orjson.loads(line) for line in raw.splitlines()]
     assert rows == server.data.window_individuals(0, spec.stop)
     raw, spec = export(session, server, {
         "segmentId": "everyone", "type": "TYPE_EVENT", "format": "FORMAT_JSON",
-        "timeRange": {"start": "2026-01-02T00:00:00Z", "end": ""}})
+        "timeRange": {"start": "2026-01-02T00:00:00Z", "end": ""},
+        "segmentTimeRange": {"start": "", "end": ""}})
     assert json.loads(raw) == server.data.window_events(spec.start, spec.stop)
+
+
+def test_without_segment_time_range_a_segment_keeps_the_people_of_its_last_30_days(serve):
+    """FullStory: timeRange picks which data of the segment's members is exported; the
+    segment's own range (everyone: the last 30 days) picks the members."""
+    data = SandboxData(bundles=40, events_per_bundle=12)
+    first = int(data.start.timestamp())
+    now = first + 40 * DAY  # the sandbox's clock: the last 30 days are days 10 to 39
+    server, session = serve(data=data, clock=lambda: now)
+    window = {"start": "2026-01-02T00:00:00Z", "end": "2026-01-04T00:00:00Z"}
+    begin, end = first + DAY, first + 3 * DAY
+    recent = {e["IndvId"] for e in data.window_events(now - 30 * DAY, now)}
+    for kind, everyone in (("TYPE_EVENT", data.window_events(begin, end)),
+                           ("TYPE_INDIVIDUAL", data.window_individuals(begin, end))):
+        body = {"segmentId": "everyone", "type": kind, "format": "FORMAT_JSON",
+                "timeRange": window}
+        lately, _ = export(session, server, body)
+        inside, _ = export(session, server, {**body, "segmentTimeRange": window})
+        assert json.loads(inside) == everyone
+        assert json.loads(lately) == [row for row in everyone if row["IndvId"] in recent]
+        assert 0 < len(json.loads(lately)) < len(everyone)  # someone is missing without it
+
+
+def test_built_in_segments_filter_people_and_an_unknown_one_is_not_found(serve):
+    server, session = serve()
+    window = {"start": "2026-01-01T00:00:00Z", "end": "2026-01-03T00:00:00Z"}
+    rows = {}
+    for segment in ("everyone", "identified", "anonymous"):
+        raw, _ = export(session, server, {"segmentId": segment, "type": "TYPE_EVENT",
+                                          "format": "FORMAT_JSON", "timeRange": window,
+                                          "segmentTimeRange": window})
+        rows[segment] = json.loads(raw)
+    assert rows["identified"] == [e for e in rows["everyone"] if e["UserAppKey"]]
+    assert rows["anonymous"] == [e for e in rows["everyone"] if not e["UserAppKey"]]
+    assert rows["identified"] and rows["anonymous"]
+    body = {"segmentId": "no-such-segment", "type": "TYPE_EVENT", "format": "FORMAT_JSON",
+            "timeRange": window}
+    missing = session.post(server.url + "/segments/v1/exports", json=body)
+    assert (missing.status_code, missing.json()["code"]) == (404, "not_found")
+    server, session = serve(faults=Faults.parse("unknown-segment=400"))
+    missing = session.post(server.url + "/segments/v1/exports", json=body)
+    assert (missing.status_code, missing.json()["code"]) == (400, "invalid_argument")
+    assert "no-such-segment" in missing.json()["message"]
 
 
 @pytest.mark.parametrize("body", [

@@ -1,10 +1,14 @@
 """The Segment Export source against the sandbox: same stream, same exactly-once promise."""
 
 import json
+import time
+from datetime import datetime, timezone
 
 import pytest
+from ciso8601 import parse_rfc3339
 
 from conftest import (
+    catalog_selecting,
     identity,
     in_progress,
     messages,
@@ -256,3 +260,38 @@ def test_a_429_on_create_lowers_the_exports_in_flight(segment):
     assert "FullStory rate-limited creating exports: at most 1 in flight from now on." in stderr
     ids = [identity(r) for r in records(messages(result.stdout))]
     assert len(ids) == len(set(ids)) and set(ids) == set(window_events(server.data))
+
+
+def test_windows_40_to_70_days_back_hold_every_event_and_individual(sandbox, write_config,
+                                                                    tmp_path):
+    """Each export sends segmentTimeRange = timeRange. Without it `everyone` is the people
+    of the last 30 days (as the sandbox models FullStory), and this backfill would lose
+    the events and individuals of everyone not active lately."""
+    today = int(time.time()) // 86400 * 86400
+    first = today - 75 * 86400
+    server = sandbox(bundles=75, events_per_bundle=8,
+                     start=datetime.fromtimestamp(first, timezone.utc))
+    begin, end = today - 70 * 86400, today - 40 * 86400
+    path = write_config(server.url, source="segment_export", start_date=moment(begin),
+                        end_date=moment(end), export_window_hours=24)
+    result = run_tap("--config", path, "--catalog",
+                     catalog_selecting(tmp_path, path, ["events", "individuals"]))
+    assert result.returncode == 0, result.stderr.decode()
+    msgs = messages(result.stdout)
+    data, days = server.data, range(begin, end, 86400)
+    events = [r for r in records(msgs) if "ExportBundleId" in r]
+    expected = {(day * 100 + 24, row): event for day in days
+                for row, event in enumerate(data.window_events(day, day + 86400))}
+    assert len(events) == len(expected) == len({identity(r) for r in events})
+    assert {identity(r): original_event(r) for r in events} == expected
+    people = [r for r in records(msgs) if "ExportWindowId" in r]
+    rows = {(day + 86400, row["IndvId"]) for day in days
+            for row in data.window_individuals(day, day + 86400)}
+    got = [(int(parse_rfc3339(r["ExportWindowStop"]).timestamp()), r["IndvId"]) for r in people]
+    assert len(got) == len(set(got)) and set(got) == rows
+    recent = {e["IndvId"] for e in data.window_events(today - 30 * 86400, today)}
+    assert {e["IndvId"] for e in expected.values()} - recent  # people not active lately
+
+
+def moment(unix):
+    return datetime.fromtimestamp(unix, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -59,7 +59,8 @@ def test_a_window_is_exported_polled_and_downloaded_without_the_key(export_type)
     assert make_source(export_type=export_type).fetch(WINDOW, sink) == 23
     assert json.loads(responses.calls[0].request.body) == {
         "segmentId": "everyone", "type": export_type, "format": "FORMAT_NDJSON",
-        "timeRange": {"start": "2026-01-01T00:00:00Z", "end": "2026-01-01T06:00:00Z"}}
+        "timeRange": {"start": "2026-01-01T00:00:00Z", "end": "2026-01-01T06:00:00Z"},
+        "segmentTimeRange": {"start": "2026-01-01T00:00:00Z", "end": "2026-01-01T06:00:00Z"}}
     assert sink.origin == {"operationId": "op-1", "searchExportId": "se-1"}
     assert "Authorization" not in responses.calls[-1].request.headers
     assert responses.calls[1].request.headers["Authorization"] == "Basic k"

@@ -75,11 +75,17 @@ def test_every_paged_stream_equals_the_sandbox_record_by_record(account, spellin
     result = sync([s.name for s in PAGED])
     assert result.returncode == 0, result.stderr.decode()
     msgs = messages(result.stdout)
-    users = {u["id"]: u for u in server.account.users()}
+    users = {u["id"]: u for u in server.account.users(include_schema=True)}
     got = {r["id"]: r for r in by_stream(msgs, "users")}
     assert got == users  # ids exact strings, properties and type_conflicts whole
     assert any(isinstance(u["properties"].get("address"), dict) for u in got.values())
-    assert path_calls(server, "/v2/users") == math.ceil(len(users) / server.page_size) > 1
+    calls = math.ceil(len(users) / 10)  # FullStory's 10 a page, whatever page_size says
+    assert path_calls(server, "/v2/users") == calls > 1
+    assert all("include_schema=true" in path and "is_identified" not in path
+               for path, _ in server.requests if path.startswith("/v2/users"))
+    assert any("uid" not in u for u in got.values())  # anonymous users too
+    assert (f"INFO users: total_records announces {len(users)} record(s): {calls} "
+            "request(s) at 10 a page.") in result.stderr.decode()
     segments = {s["id"]: s for s in server.account.segments()}
     assert {r["id"]: r for r in by_stream(msgs, "segments")} == segments
     assert "created" not in {r["id"]: r for r in by_stream(msgs, "segments")}["everyone"]
@@ -317,3 +323,18 @@ def test_a_stream_that_keeps_failing_never_starves_the_ones_before_it(account):
     msgs = messages(again.stdout)
     assert len(by_stream(msgs, "users")) == len(server.account.users())
     assert len(by_stream(msgs, "segments")) == len(server.account.segments())
+
+
+def test_identified_users_only_lists_the_identified_users(account):
+    server, _, config, catalog = account
+    result = run_tap("--config", config(identified_users_only=True), "--catalog",
+                     catalog(["users"]))
+    assert result.returncode == 0, result.stderr.decode()
+    identified = server.account.users(identified=True, include_schema=True)
+    assert by_stream(messages(result.stdout), "users") == identified
+    assert 0 < len(identified) < len(server.account.users())
+    assert all("is_identified=true" in path for path, _ in server.requests
+               if path.startswith("/v2/users"))
+    assert (f"users: total_records announces {len(identified)} record(s) with "
+            f"is_identified=true: {math.ceil(len(identified) / 10)} request(s) at 10 a page."
+            ) in result.stderr.decode()

@@ -4,8 +4,10 @@ Its people appear in the events (data.py), the TYPE_INDIVIDUAL exports and /v2/u
 segments and recording settings (with their version history) in the account API.
 One person is one IndvId everywhere: events carry IndvId, UserId and UserAppKey; an
 individual row has that IndvId and Uid = UserAppKey; a user has id = str(UserId) and
-uid = UserAppKey, and only identified people (a UserAppKey) are users. Names, emails and
-custom properties are the same in all three. Everything is derived from the data's seed.
+uid = UserAppKey. Every person is a user: /v2/users lists anonymous and identified users
+alike (FullStory's OpenAPI, ListUsers' `is_identified`); an anonymous user has no uid,
+display_name or email. Names, emails and custom properties are the same in all three.
+Everything is derived from the data's seed.
 """
 
 import copy
@@ -126,16 +128,17 @@ def custom_properties(person):
             for key, value in person.items() if key.startswith("user_")}
 
 
-def user_properties(person):
+def user_properties(person, typed=False):
     """/v2/users `properties`: the person's custom properties by plain name, some nested
-    (user_plan_str -> plan, user_city_str -> address.city, user_mrr_real -> billing.mrr)."""
+    (user_plan_str -> plan, user_city_str -> address.city, user_mrr_real -> billing.mrr).
+    typed: each value is (its type suffix, value) instead, for the user's `schema`."""
     nested = {}
     for key, value in custom_properties(person).items():
         path = PROPERTY_PATHS.get(key) or (key[len("user_"):].rsplit("_", 1)[0],)
         node = nested
         for part in path[:-1]:
             node = node.setdefault(part, {})
-        node[path[-1]] = value
+        node[path[-1]] = (key.rsplit("_", 1)[1], value) if typed else value
     return nested
 
 
@@ -149,7 +152,7 @@ class SandboxAccount:
         last = datetime.fromtimestamp(exports[-1]["Stop"] if exports else 0, timezone.utc)
         seed = getattr(data, "seed", 1)
         people = data.people()
-        self._users = [_user(p, n) for n, p in enumerate(q for q in people if q["UserAppKey"])]
+        self._users = [_user(p, n) for n, p in enumerate(people)]
         self._segments = _segments(random.Random(f"{seed}:segments"), first)
         self._versions = {}  # (kind, platform) -> [(moment, object)], oldest first
         self._rngs = {}
@@ -163,14 +166,22 @@ class SandboxAccount:
                 ADMINS[number % len(ADMINS)])
         self._lock = threading.Lock()
 
-    def users(self):
-        return copy.deepcopy(self._users)
+    def users(self, identified=None, include_schema=False):
+        """The users, as /v2/users lists them: every one, or only the identified (True) or
+        anonymous (False); `schema` filled only when asked for (include_schema)."""
+        return [_as_listed(u, include_schema) for u in self._users
+                if identified is None or ("uid" in u) == identified]
 
-    def user(self, user_id):
-        return next((copy.deepcopy(u) for u in self._users if u["id"] == user_id), None)
+    def user(self, user_id, include_schema=False):
+        return next((_as_listed(u, include_schema) for u in self._users if u["id"] == user_id),
+                    None)
 
     def segments(self):
         return copy.deepcopy(self._segments)
+
+    def segment(self, segment_id):
+        """The segment with `segment_id`, or None."""
+        return next((copy.deepcopy(s) for s in self._segments if s["id"] == segment_id), None)
 
     def remove_user(self, user_id):
         """Delete a user, as FullStory does on request (tests of FULL_TABLE syncs)."""
@@ -206,13 +217,36 @@ def _key(kind, platform):
 
 
 def _user(person, number):
-    """The /v2/users User of an identified person: id is str(UserId), uid its UserAppKey."""
+    """The /v2/users User of a person (GetUserResponse in FullStory's OpenAPI): id is
+    str(UserId); an identified person's uid, display_name and email are its UserAppKey,
+    name and email. `schema` holds the types of its properties ({"properties": {name:
+    type}}, the OpenAPI's varsapi.Schema), `type_conflicts` the fields seen with more than
+    one type, in the same wrapping."""
     user_id = str(person["UserId"])
-    return {"id": user_id, "uid": person["UserAppKey"],
-            "display_name": person["UserDisplayName"], "email": person["UserEmail"],
-            "is_being_deleted": False, "properties": user_properties(person), "schema": None,
-            "type_conflicts": {"seats": ["int", "str"]} if number % 5 == 4 else None,
-            "app_url": f"{APP}/user/{user_id}"}
+    user = {"id": user_id}
+    if person["UserAppKey"]:
+        user.update({"uid": person["UserAppKey"], "display_name": person["UserDisplayName"],
+                     "email": person["UserEmail"]})
+    user.update({"is_being_deleted": False, "properties": user_properties(person),
+                 "schema": {"properties": _types(user_properties(person, typed=True))},
+                 "type_conflicts": {"properties": {"seats": ["int", "str"]}}
+                 if number % 5 == 4 else None,
+                 "app_url": f"{APP}/user/{user_id}"})
+    return user
+
+
+def _types(typed):
+    """{name: type} (nested as the properties are) from {name: (type, value)}."""
+    return {name: _types(value) if isinstance(value, dict) else value[0]
+            for name, value in typed.items()}
+
+
+def _as_listed(user, include_schema):
+    """A copy of `user`; its schema null unless asked for, as the OpenAPI's example shows."""
+    user = copy.deepcopy(user)
+    if not include_schema:
+        user["schema"] = None
+    return user
 
 
 def _segments(rng, first):

@@ -1,13 +1,16 @@
 """The sandbox's account API (api.fullstory.com): users, segments, recording settings.
 
-    GET /v2/users?page_token=…                       {results, total_records, next_page_token}
-    GET /v2/users/{id}                               one User
+    GET /v2/users?page_token=…&is_identified=…&include_schema=…
+                                                     {results, total_records, next_page_token}
+    GET /v2/users/{id}?include_schema=…              one User
     GET /segments/v1?limit=&paginationToken=…        {segments, nextPaginationToken}
     GET /settings/recording/v1/{kind}                the current version, one bare object
     GET /settings/recording/v1/{kind}/history?…      {versions (newest first), nextPaginationToken}
 
-Pages hold `limit` items (default 20, at most 100; users take no limit) and never more
-than the server's `page_size`. Tokens are opaque; one the server did not issue for that
+Pages hold `limit` items (default 20, at most 100) and never more than the server's
+`page_size`. Users take no page size: 10 a page (FullStory support, help-center community
+post 26260948261399), whatever page_size says, and every user, anonymous or identified,
+unless `is_identified` is given (FullStory's OpenAPI, ListUsers). Tokens are opaque; one the server did not issue for that
 listing answers 400. On the last page users and history omit the token, segments send "".
 With token_spelling "alternate" segments and history answer `next_pagination_token`, as
 FullStory's older documents show.
@@ -18,10 +21,11 @@ import hashlib
 import threading
 from urllib.parse import urlencode
 
+from tap_fullstory.sandbox.account import APP
 from tap_fullstory.sandbox.settings import PLATFORMS
 
 DEFAULT_LIMIT, MAX_LIMIT = 20, 100
-USERS_PAGE = 100  # no page size is documented for /v2/users
+USERS_PAGE = 10  # what FullStory answers; /v2/users takes no page size
 SPELLINGS = {"documented": "nextPaginationToken", "alternate": "next_pagination_token"}
 USER_FILTERS = ("uid", "email", "display_name", "is_identified")
 KINDS = "|".join(PLATFORMS)
@@ -65,19 +69,27 @@ def _page(request, scope, items, size, names):
         else None
 
 
-def _size(request, limited=True):
-    limit = USERS_PAGE
-    if limited:
-        text = request.query.get("limit", "")
-        try:
-            limit = int(text) if text else DEFAULT_LIMIT
-        except ValueError:
-            raise BadRequest(f"limit {text!r} is not an integer") from None
-        if limit < 0:
-            raise BadRequest(f"limit {limit} is negative")
-        limit = min(limit or DEFAULT_LIMIT, MAX_LIMIT)
+def _size(request):
+    text = request.query.get("limit", "")
+    try:
+        limit = int(text) if text else DEFAULT_LIMIT
+    except ValueError:
+        raise BadRequest(f"limit {text!r} is not an integer") from None
+    if limit < 0:
+        raise BadRequest(f"limit {limit} is negative")
+    limit = min(limit or DEFAULT_LIMIT, MAX_LIMIT)
     cap = request.server.page_size
     return min(limit, cap) if cap else limit
+
+
+def _flag(request, name):
+    """A boolean query parameter (true or false, as the OpenAPI's boolean), or None."""
+    text = request.query.get(name)
+    if text is None:
+        return None
+    if text.lower() not in ("true", "false"):
+        raise BadRequest(f"{name} {text!r} must be true or false")
+    return text.lower() == "true"
 
 
 def _spelling(request):
@@ -97,25 +109,25 @@ def answers_bad_requests(handler):
 
 @answers_bad_requests
 def list_users(request):
-    """The identified people; filters uid, email, display_name, is_identified."""
+    """Every user, anonymous and identified; filters uid, email, display_name and
+    is_identified; include_schema fills `schema`."""
     wanted = {k: request.query[k] for k in USER_FILTERS if k in request.query}
-    users = [u for u in request.server.account.users() if _matches(u, wanted)]
+    users = [u for u in request.server.account.users(_flag(request, "is_identified"),
+                                                     _flag(request, "include_schema"))
+             if all(u.get(key) == value for key, value in wanted.items()
+                    if key != "is_identified")]
     page, token = _page(request, "users?" + urlencode(sorted(wanted.items())), users,
-                        _size(request, limited=False), ("page_token", "pageToken"))
-    answer = {"results": page, "total_records": str(len(users))}
+                        USERS_PAGE, ("page_token", "pageToken"))
+    answer = {"results": page, "total_records": str(len(users)),
+              "app_url": f"{APP}/segments/everyone/people/0"}
     if token:
         answer["next_page_token"] = token
     return request.send_json(200, answer)
 
 
-def _matches(user, wanted):
-    if wanted.get("is_identified", "true").lower() == "false":
-        return False  # every user listed here is identified
-    return all(user[key] == value for key, value in wanted.items() if key != "is_identified")
-
-
+@answers_bad_requests
 def get_user(request, user_id):
-    user = request.server.account.user(user_id)
+    user = request.server.account.user(user_id, _flag(request, "include_schema"))
     if user is None:
         return request.send_error_json(404, "not_found", f"no user {user_id}")
     return request.send_json(200, user)

@@ -10,6 +10,7 @@ import gzip
 import io
 import json
 import random
+import weakref
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -115,8 +116,14 @@ class SandboxData:
         return events
 
     def window_individuals(self, start, stop):
-        """The rows a TYPE_INDIVIDUAL Segment Export of [start, stop) returns, in order."""
-        return individuals(self.window_events(start, stop), self._pool())
+        """The rows a TYPE_INDIVIDUAL Segment Export of [start, stop) returns, in order: the
+        people active in the window, each with lifetime aggregates (see lifetime_rows)."""
+        return in_window(lifetime_rows(self), self.window_events(start, stop))
+
+    def all_events(self):
+        """Every event the account has, oldest bundle first (newer field names)."""
+        exports = self.exports()
+        return self.window_events(exports[0]["Start"], exports[-1]["Stop"]) if exports else []
 
     def open_body(self, index):
         """(binary stream, size, headers) of bundle `index`, for the server."""
@@ -157,10 +164,31 @@ LAST_FIELDS = {"LastSessionStart": "SessionStart", "LastEventStart": "EventStart
 ACTIVE_GAP_MS = 5000  # a longer pause between two events of a session counts as idle
 
 
+def lifetime_rows(data):
+    """{IndvId: TYPE_INDIVIDUAL row} over every event of `data` (a SandboxData or a
+    BundleDirectory), computed once per data. FullStory's aggregates (NumSessions,
+    TotalSec, …) are lifetime values, not values within the export's timeRange (FullStory
+    staff, help-center community post 26260948261399): timeRange only decides which
+    individuals appear."""
+    rows = _LIFETIME.get(data)
+    if rows is None:
+        rows = {row["IndvId"]: row for row in individuals(data.all_events(), data.people())}
+        _LIFETIME[data] = rows
+    return rows
+
+
+_LIFETIME = weakref.WeakKeyDictionary()
+
+
+def in_window(rows, events):
+    """The rows (copies) of the people active in `events`, in the order they first appear."""
+    return [copy.deepcopy(rows[indv]) for indv in dict.fromkeys(e["IndvId"] for e in events)]
+
+
 def individuals(events, people=()):
     """TYPE_INDIVIDUAL rows: one per person in `events`, in the order they first appear.
 
-    The aggregates cover only `events` (the export's time range), not all time: sessions,
+    The aggregates cover `events` (lifetime_rows passes every event of the account): sessions,
     pages and events counted, TotalSec the sum of each session's first-to-last event span,
     ActiveSec the same without pauses over 5 s, the Last* fields from the person's latest
     event (absent when that event lacks the field). Uid is absent for anonymous people;

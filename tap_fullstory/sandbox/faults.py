@@ -24,7 +24,8 @@ SPEC_HELP = ("comma-separated faults: 5xx-every=K (every K-th request answers 50
              "permission_denied; may be given more than once), api-429-every=K (every K-th "
              "account API request, users, segments or settings, answers 429 with "
              "Retry-After: 1), create-429-every=K (every K-th request to create a Segment "
-             "export answers 429 with Retry-After: 1)")
+             "export answers 429 with Retry-After: 1), unknown-segment=STATUS (creating an "
+             "export of a segment the account lacks answers 404, the default, or 400)")
 
 NAMES = {"5xx-every": "error_every", "403-every": "forbidden_every",
          "missing-bundle": "missing_bundle", "reset-download": "reset_download",
@@ -34,7 +35,8 @@ NAMES = {"5xx-every": "error_every", "403-every": "forbidden_every",
          "stall-download": "stall_download", "429-forever": "always_429",
          "html-list": "html_list", "fail-operation": "fail_operation",
          "bad-window": "bad_window", "forbidden-path": "forbidden_path",
-         "api-429-every": "api_429_every", "create-429-every": "create_429_every"}
+         "api-429-every": "api_429_every", "create-429-every": "create_429_every",
+         "unknown-segment": "unknown_segment"}
 
 
 @dataclass
@@ -58,6 +60,7 @@ class Faults:
     forbidden_path: tuple = ()  # path prefixes (a single string works too)
     api_429_every: int = 0
     create_429_every: int = 0
+    unknown_segment: int = 404
     _counts: dict = field(default_factory=lambda: {"request": 0, "list": 0, "get": 0,
                                                    "download": 0, "api": 0, "create": 0})
     _lock: threading.Lock = field(default_factory=threading.Lock)

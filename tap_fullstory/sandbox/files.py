@@ -14,7 +14,7 @@ from pathlib import Path
 import orjson
 
 from tap_fullstory.sandbox.account import people_pool
-from tap_fullstory.sandbox.data import NEWER_NAMES, event_millis, individuals
+from tap_fullstory.sandbox.data import NEWER_NAMES, event_millis, in_window, lifetime_rows
 
 MANIFEST = "exports.json"
 GZIP_HEADERS = {"Content-Type": "application/gzip"}
@@ -87,4 +87,8 @@ class BundleDirectory:
         return events
 
     def window_individuals(self, start, stop):
-        return individuals(self.window_events(start, stop), self.people())
+        """As SandboxData.window_individuals: the people of the window, lifetime values."""
+        return in_window(lifetime_rows(self), self.window_events(start, stop))
+
+    def all_events(self):
+        return self.window_events(0, 1 << 40)

@@ -2,7 +2,17 @@
 seconds, the results they make (expired as FullStory expires them after some days), and
 the files behind them.
 
-    POST /segments/v1/exports             {segmentId, type, format, timeRange} -> operationId
+Who is in an export is the segment's business, which data of them the export's: a segment
+has its own time range deciding its members, and `timeRange` only picks which of their
+data is exported, "without any effect on the underlying segment's time range"
+(developer.fullstory.com create-segment-export). `segmentTimeRange` overrides the
+segment's range ({"start": "", "end": ""}: all time, as hauser sends it). Without it a
+segment keeps its own range: for the built-in `everyone` the last 30 days of the
+sandbox's clock (PostHog's FullStory source: "The everyone segment defaults to the last 30
+days"); the sandbox gives every segment that range, as FullStory documents no other.
+
+    POST /segments/v1/exports             {segmentId, type, format, timeRange,
+                                           segmentTimeRange} -> operationId
     GET  /operations/v1/{id}              state, estimatePctComplete, results
     GET  /search/v1/exports/{id}/results  {location, expires}
     GET  /download/{id}?signature=…       the gzip file; refused with an Authorization header
@@ -27,15 +37,22 @@ EXPORT_TYPES = ("TYPE_EVENT", "TYPE_INDIVIDUAL")
 FORMATS = {"FORMAT_NDJSON": "ndjson", "FORMAT_JSON": "json", "FORMAT_CSV": "csv"}
 
 
+SEGMENT_DAYS = 30  # a segment's own time range: the last 30 days (see above)
+ANONYMOUS_SEGMENTS = {"anonymous": False, "identified": True}  # built-ins that filter people
+
+
 @dataclass(frozen=True)
 class Export:
-    """What one export holds: rows of `type` whose time falls in [start, stop) (unix s)."""
+    """What one export holds: rows of `type` whose time falls in [start, stop) (unix s),
+    of the segment's members: the people active in [members_start, members_stop)."""
 
     start: int
     stop: int
     type: str = "TYPE_EVENT"
     format: str = "FORMAT_NDJSON"
     segment: str = "everyone"
+    members_start: int = None  # None: the same range as the export's
+    members_stop: int = None
 
 
 class SegmentExports:
@@ -105,8 +122,9 @@ class SegmentExports:
 
 def parse_export(payload, now):
     """The Export a create request asks for. Keys in camelCase or the 2020 beta's
-    snake_case; timeRange start/end RFC 3339 or "" (empty start: unbounded, empty end:
-    `now`). segmentTimeRange, timezone, fields and eventDetails are accepted and ignored."""
+    snake_case; timeRange and segmentTimeRange start/end RFC 3339 or "" (empty start:
+    unbounded, empty end: `now`); without segmentTimeRange, the segment's own last 30 days
+    before `now`. timezone, fields and eventDetails are accepted and ignored."""
     try:
         body = json.loads(payload)
     except ValueError:
@@ -120,14 +138,23 @@ def parse_export(payload, now):
         raise ValueError(f"type must be one of {', '.join(EXPORT_TYPES)}")
     if body.get("format") not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}")
-    time_range = body.get("timeRange", body.get("time_range")) or {}
+    start, stop = _time_range(body, "timeRange", "time_range", now)
+    if "segmentTimeRange" in body or "segment_time_range" in body:
+        members = _time_range(body, "segmentTimeRange", "segment_time_range", now)
+    else:
+        members = (int(now) - SEGMENT_DAYS * 86400, int(now))
+    return Export(start, stop, body["type"], body["format"], segment, *members)
+
+
+def _time_range(body, name, beta_name, now):
+    time_range = body.get(name, body.get(beta_name)) or {}
     if not isinstance(time_range, dict):
-        raise ValueError("timeRange must be an object")
+        raise ValueError(f"{name} must be an object")
     start = _unix(time_range.get("start"), 0)
     stop = _unix(time_range.get("end"), int(now))
     if stop < start:
-        raise ValueError("timeRange ends before it starts")
-    return Export(start, stop, body["type"], body["format"], segment)
+        raise ValueError(f"{name} ends before it starts")
+    return start, stop
 
 
 def _unix(text, empty):
@@ -146,9 +173,26 @@ def _now(later=timedelta(0)):
 
 
 def rows(data, export):
+    """The export's rows: of the window, of the segment's members only."""
     if export.type == "TYPE_INDIVIDUAL":
-        return data.window_individuals(export.start, export.stop)
-    return data.window_events(export.start, export.stop)
+        found = data.window_individuals(export.start, export.stop)
+    else:
+        found = data.window_events(export.start, export.stop)
+    members = segment_members(data, export)
+    return found if members is None else [row for row in found if row["IndvId"] in members]
+
+
+def segment_members(data, export):
+    """The IndvIds in the export's segment, or None when every person of the window is."""
+    identified = ANONYMOUS_SEGMENTS.get(export.segment)
+    same_range = (export.members_start, export.members_stop) in (
+        (None, None), (export.start, export.stop))
+    if same_range and identified is None:
+        return None
+    events = data.window_events(*((export.start, export.stop) if same_range else
+                                  (export.members_start, export.members_stop)))
+    return {event["IndvId"] for event in events
+            if identified is None or bool(event.get("UserAppKey")) == identified}
 
 
 def render(rows, export_format):
@@ -173,9 +217,15 @@ def create_export(request):
         return request.send_error_json(429, "too_many_requests", "slow down",
                                        {"Retry-After": "1"})
     try:
-        export = parse_export(request.payload, time.time())
+        export = parse_export(request.payload, request.server.clock())
     except ValueError as exc:
         return request.send_error_json(400, "invalid_argument", f"bad export: {exc}")
+    if request.server.account.segment(export.segment) is None:
+        # FullStory documents no answer for an unknown segment: 404 here, or 400 with the
+        # unknown-segment fault, so the tap is tried against both.
+        status, code = (400, "invalid_argument") if faults.unknown_segment == 400 else \
+            (404, "not_found")
+        return request.send_error_json(status, code, f"segment {export.segment!r} not found")
     segment = request.server.segment
     operation = segment.create(export.start, export.stop, request.server.faults.fail_operation,
                                export)

@@ -53,7 +53,8 @@ class SandboxServer(ThreadingHTTPServer):
     segment_seconds: a Segment export completes that long after it was created (instead
     of after segment_polls polls), on segment_clock. page_size caps every page of the
     account API; token_spelling "alternate" answers segments and history pages with
-    `next_pagination_token`.
+    `next_pagination_token`. clock is the sandbox's wall clock (unix seconds): a segment's own
+    time range is the last 30 days before it.
     """
 
     daemon_threads = True
@@ -61,12 +62,13 @@ class SandboxServer(ThreadingHTTPServer):
     def __init__(self, data=None, api_key=DEFAULT_API_KEY, rate=(2, 60.0), port=0,
                  faults=None, bytes_per_second=None, segment_polls=2, segment_seconds=None,
                  segment_clock=time.monotonic, page_size=DEFAULT_PAGE_SIZE,
-                 token_spelling="documented"):
+                 token_spelling="documented", clock=time.time):
         if token_spelling not in SPELLINGS:
             raise ValueError(f"token_spelling must be one of {', '.join(SPELLINGS)}")
         super().__init__(("127.0.0.1", port), SandboxHandler)
         self.data = data or SandboxData()
         self.api_key = api_key
+        self.clock = clock  # the sandbox's "now" (unix seconds): segments' own time range
         self.faults = faults or Faults()
         self.bytes_per_second = bytes_per_second  # per download; None = as fast as it goes
         self.limiter = DownloadLimiter(*rate)
