@@ -20,11 +20,13 @@ class SpoolError(TapError):
 
 
 class FatalAPIError(TapError):
-    """FullStory refused the request in a way retrying cannot fix (401, 403, 404, …)."""
+    """FullStory refused the request in a way retrying cannot fix (401, 403, 404, …).
+    `said` is FullStory's own words for it, 'code: "message"' (key redacted), or ""."""
 
-    def __init__(self, message, response=None):
+    def __init__(self, message, response=None, said=""):
         super().__init__(message)
         self.response = response
+        self.said = said
 
 
 class Forbidden(FatalAPIError):
@@ -33,6 +35,16 @@ class Forbidden(FatalAPIError):
 
 class NotFound(FatalAPIError):
     """404: no such path, bundle, operation or export."""
+
+
+class DownloadRefused(FatalAPIError):
+    """A signed storage location (fetched without the key) answered 401 or 403: a lapsed
+    signature or a proxy blocking storage, never a permission the key lacks."""
+
+
+class SettingRefused(FatalAPIError):
+    """FullStory refused a request because of a setting (an unknown segment_id, an
+    api_base_url that is not FullStory's): never a bad unit, so never skipped."""
 
 
 class UnexpectedAnswer(FatalAPIError):

@@ -18,8 +18,15 @@ import time
 from datetime import datetime, timezone
 
 import backoff
+import ciso8601
 
-from tap_fullstory.errors import FatalAPIError, NotFound, UnexpectedAnswer
+from tap_fullstory.errors import (
+    DownloadRefused,
+    FatalAPIError,
+    NotFound,
+    SettingRefused,
+    UnexpectedAnswer,
+)
 from tap_fullstory.units import end_second, format_moment, format_stop, plan_windows
 
 LOGGER = logging.getLogger(__name__)
@@ -30,6 +37,7 @@ RESULTS_PATH = "/search/v1/exports/{}/results"
 POLL_MAX_SECONDS = 60     # the longest wait between two polls of an export operation
 POLL_MIN_SECONDS = 0.05   # the shortest, whatever retry_backoff_seconds says: no busy loop
 POLL_GIVE_UP_SECONDS = 6 * 3600
+EXPIRY_MARGIN_SECONDS = 600  # an export this close to results.expires is made again
 SETTING = "api_base_url"
 
 
@@ -39,6 +47,22 @@ class ExportFailed(FatalAPIError):
 
 class ExportExpired(NotFound):
     """A Segment export's results are gone; the window must be exported again."""
+
+
+def expires_at(answer):
+    """An operation's `results.expires` (until when its export can be fetched, 7 days after
+    createdAt in FullStory's example), if it is an RFC 3339 timestamp, else None."""
+    results = answer.get("results") if isinstance(answer, dict) else None
+    text = results.get("expires") if isinstance(results, dict) else None
+    return text if expiry(text) is not None else None
+
+
+def expiry(text):
+    """An RFC 3339 `expires` as unix seconds, or None."""
+    try:
+        return ciso8601.parse_rfc3339(text).timestamp() if isinstance(text, str) else None
+    except ValueError:
+        return None
 
 
 def poll_waits(first, longest, started=None, clock=time.monotonic):
@@ -56,6 +80,12 @@ def poll_waits(first, longest, started=None, clock=time.monotonic):
         if type(percent) in (int, float) and 0 < percent < 100 and elapsed:
             wait = max(first, min(wait, elapsed * (100 - percent) / percent))
         answer = yield wait
+
+
+def _status(exc):
+    """'403 code: "message"' for a refusal, as FullStory gave it."""
+    status = exc.response.status_code if exc.response is not None else "an error"
+    return f"{status} {exc.said}".strip() if exc.said else str(status)
 
 
 def mid_sentence(what):
@@ -80,9 +110,20 @@ class SegmentExportAPI:
         window = {"start": rfc3339(start), "end": rfc3339(stop)}
         body = {"segmentId": self.segment_id, "type": export_type, "format": "FORMAT_NDJSON",
                 "timeRange": window, "segmentTimeRange": window}
-        answer = self.transport.json(f"create export ({mid_sentence(what)})",
-                                     self.base_url + EXPORTS_PATH, SETTING, method="POST",
-                                     body=body, expect="operationId")
+        check = (f"check segment_id ({self.segment_id!r}: an id the segments stream lists, "
+                 f"such as everyone) and api_base_url ({self.base_url}; FullStory's is "
+                 "https://api.fullstory.com). The bookmark has not moved; run again once "
+                 "fixed")
+        try:
+            answer = self.transport.json(f"create export ({mid_sentence(what)})",
+                                         self.base_url + EXPORTS_PATH, SETTING,
+                                         method="POST", body=body, expect="operationId",
+                                         hints={400: check[0].upper() + check[1:]})
+        except NotFound as exc:
+            said = f" ({exc.said})" if exc.said else ""
+            raise SettingRefused(f"FullStory answered 404 Not Found{said} to creating an "
+                                 f"export of segment {self.segment_id!r}: {check}.",
+                                 exc.response, exc.said) from None
         operation = answer["operationId"]
         if not isinstance(operation, str) or not operation:
             raise UnexpectedAnswer(f"FullStory's answer to creating an export of {what} has "
@@ -91,8 +132,16 @@ class SegmentExportAPI:
 
     def operation(self, operation):
         """One poll of an export operation: its answer (a JSON object)."""
-        return self.transport.json("export operation", self.base_url + OPERATIONS_PATH +
-                                   operation, SETTING, expect="state")
+        try:
+            return self.transport.json("export operation", self.base_url + OPERATIONS_PATH +
+                                       operation, SETTING, expect="state")
+        except NotFound as exc:
+            said = f" ({exc.said})" if exc.said else ""
+            raise SettingRefused(f"FullStory answered 404 Not Found{said} to polling export "
+                                 f"operation {operation}, which it had just created: check "
+                                 f"api_base_url ({self.base_url}) and any proxy in between. "
+                                 "The bookmark has not moved.", exc.response,
+                                 exc.said) from None
 
     def location(self, search_id):
         """The signed URL of an export's file; ExportExpired once FullStory dropped it."""
@@ -112,18 +161,9 @@ class SegmentExportAPI:
 
     def download(self, location, sink, what):
         """GET the export's file into `sink`, without the key: the URL carries its own
-        signature. A lapsed URL answers 4xx (NotFound or FatalAPIError)."""
+        signature. A lapsed URL answers 404 (NotFound) or 401/403 (DownloadRefused)."""
         return self.transport.download(f"export download ({mid_sentence(what)})", location,
                                        SETTING, sink, auth=False)
-
-    def probe(self):
-        """`--test`: one authenticated call. An unknown operation answers 404 once the key
-        is accepted."""
-        try:
-            self.transport.json("key check", self.base_url + OPERATIONS_PATH +
-                                "tap-fullstory-test", SETTING)
-        except NotFound:
-            pass
 
 
 class WindowSource:
@@ -152,7 +192,6 @@ class WindowSource:
 
     def check(self, start):
         """`--test`: one line on what there is to sync from `start` (unix seconds)."""
-        self.api.probe()
         windows = self.plan(start)
         newest = f"; the newest ends at {windows[-1].stop_text}" if windows else ""
         end = self.config.end_date
@@ -191,7 +230,9 @@ class WindowSource:
 
     def fetch(self, window, spool):
         """Export `window` (or read the export made ahead, or saved in the state) and
-        download its file into `spool`; returns its size."""
+        download its file into `spool`; returns its size. A signed location that lapses
+        (404) or that storage refuses (401/403) is asked for afresh, once; an export that
+        FullStory no longer has is made again."""
         what = self.describe(window)
         bookmark = self.bookmark
         if window.id == bookmark.unit_id and bookmark.rows_done and not bookmark.origin:
@@ -204,16 +245,41 @@ class WindowSource:
         location = self._location(window, self._saved(window), spool, what)
         try:
             return self.api.download(location, spool, what)
-        except FatalAPIError:  # the signed location lapsed: ask for a fresh one, once
-            location = self._location(window, spool.origin, spool, what)
+        except (NotFound, DownloadRefused) as exc:
+            LOGGER.warning("%s: the download location answered %s; asking FullStory for a "
+                           "fresh one.", what, _status(exc))
+            first = exc
+        location = self._location(window, spool.origin, spool, what)
+        try:
             return self.api.download(location, spool, what)
+        except DownloadRefused as exc:
+            raise DownloadRefused(
+                f"{exc} It did so again with a fresh location (first: {_status(first)}): "
+                "the signature is refused, or a proxy or firewall between the tap and "
+                "FullStory's storage blocks it (the download goes to the location's host, "
+                "not api_base_url). This is not the API key's permission. Allow that host, "
+                "then run again from the last STATE.", exc.response, exc.said) from None
+        except NotFound as exc:
+            raise SettingRefused(
+                f"{what}: FullStory's storage answered 404 for the export's download twice, "
+                f"with a fresh location each time ({exc}); check the proxy between the tap "
+                "and FullStory, then run again from the last STATE.", exc.response,
+                exc.said) from None
 
     def _location(self, window, saved, spool, what):
         """The download location of `window`'s export: the saved one while FullStory still
-        has it, else a new export's. Notes the export on `spool` for the STATE."""
+        has it (until its results.expires), else a new export's. Notes the export on
+        `spool` for the STATE."""
         saved = dict(saved or {})
         search_id = saved.get("searchExportId")
-        if search_id:
+        expires = expiry(saved.get("expires"))
+        if search_id and expires is not None and \
+                expires - EXPIRY_MARGIN_SECONDS <= self.now():
+            LOGGER.info("%s: export %s expired at %s (results.expires); exporting the window "
+                        "again. Its rows are sent again from the first, so rows already "
+                        "sent from it may repeat.", what, search_id, saved["expires"])
+            spool.renumbered, saved = True, {}
+        elif search_id:
             try:
                 location = self.api.location(search_id)
                 spool.origin = saved
@@ -227,8 +293,10 @@ class WindowSource:
         operation = saved.get("operationId")
         if operation is None:
             operation = self._create(window, what)
-        search_id = self._wait_for(operation, what)
+        search_id, expires = self._wait_for(operation, what)
         spool.origin = {"operationId": operation, "searchExportId": search_id}
+        if expires is not None:
+            spool.origin["expires"] = expires  # a string, as FullStory wrote it
         # A retry of this window reads this same export, so its rows keep their numbers.
         self._exports[window.id] = spool.origin
         return self.api.location(search_id)
@@ -240,7 +308,8 @@ class WindowSource:
         return operation
 
     def _wait_for(self, operation, what):
-        """Poll the operation until it completes; its searchExportId."""
+        """Poll the operation until it completes: its searchExportId and results.expires
+        (RFC 3339, or None)."""
         reported = set()
 
         def pending(answer):
@@ -271,4 +340,4 @@ class WindowSource:
         if not isinstance(search_id, str) or not search_id:
             raise UnexpectedAnswer(f"Export operation {operation} completed without a "
                                    "searchExportId.")
-        return search_id
+        return search_id, expires_at(answer)

@@ -150,7 +150,7 @@ def read_unit_bookmark(state, stream=STREAM, id_key=ID_KEY, stop_key=STOP_KEY):
               if k not in (id_key, stop_key, "rows_done", "events_before")}
     if not all(isinstance(v, str) and v for v in origin.values()):
         raise bad_state(f"'in_progress' of '{stream}' names an export that is not a pair of "
-                        "ids (operationId, searchExportId)")
+                        "ids (operationId, searchExportId, and its expires)")
     return UnitBookmark(stop=stop, unit_id=unit_id, unit_stop=unit_stop, rows_done=rows_done,
                         origin=origin, before=before, **keys)
 

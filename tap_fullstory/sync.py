@@ -49,11 +49,12 @@ def sync(transport, config, catalog, state, writer):
         except Forbidden as exc:
             if config.on_forbidden != "skip":
                 _write_last_state(writer, run, keeper, failed=True)
-                raise TapError(f"{forbidden(run.stream, config.source)} Use a key with it, "
-                               "deselect the stream, or set on_forbidden to skip.") from exc
+                raise TapError(f"{forbidden(run.stream, config.source, exc.said)} Use a key "
+                               "with it, deselect the stream, or set on_forbidden to skip."
+                               ) from exc
             _write_last_state(writer, run, keeper)
             LOGGER.warning("Skipped the %s stream: %s", run.name,
-                           forbidden(run.stream, config.source))
+                           forbidden(run.stream, config.source, exc.said))
         except TapError:
             _write_last_state(writer, run, keeper, failed=True)
             raise
@@ -67,11 +68,12 @@ def sync(transport, config, catalog, state, writer):
     return final
 
 
-def forbidden(stream, source):
-    """What a 403 on `stream` means, in one sentence."""
+def forbidden(stream, source, said=""):
+    """What a 403 on `stream` means, in one sentence, with FullStory's own words."""
     api, permission = stream.access(source)
+    quoted = f" FullStory said {said}." if said else ""
     return (f"FullStory refused access (403) to the {stream.name} stream ({api}): the key "
-            f"needs {permission} permission.")
+            f"needs {permission} permission.{quoted}")
 
 
 def _write_last_state(writer, run, keeper, failed=False):

@@ -9,6 +9,7 @@ thread waits for them through STOP (see stopping.py).
 """
 
 import email.utils
+import json
 import logging
 import re
 import threading
@@ -22,6 +23,7 @@ import urllib3
 from singer import metrics
 
 from tap_fullstory.errors import (
+    DownloadRefused,
     FatalAPIError,
     Forbidden,
     NotFound,
@@ -37,6 +39,8 @@ DEFAULT_RETRY_AFTER = 60  # seconds, when a 429 carries no usable Retry-After
 MIN_RETRY_AFTER = 1.0     # however small Retry-After is: never a busy loop
 CHUNK_BYTES = 1 << 20
 SHOWN_BYTES = 60          # how much of an unexpected answer an error quotes
+ERROR_BODY_BYTES = 1 << 16  # how much of a refusal is read for FullStory's message
+SAID_CHARS = 300            # how much of FullStory's message an error quotes
 TRANSIENT = (RetriableAPIError, requests.ConnectionError, requests.Timeout,
              urllib3.exceptions.HTTPError)
 
@@ -88,6 +92,23 @@ def describe_failure(exc, timeout):
     if "RemoteDisconnected" in text or "Connection aborted" in text:
         return "the server closed the connection without an answer"
     return type(exc).__name__
+
+
+def fullstory_words(body):
+    """FullStory's own words in an error body: v2 errors are {"message", "code"}
+    (FullStory's OpenAPI, apierror.ErrorResponse); 'code: "message"', or "" for any
+    other body."""
+    try:
+        answer = json.loads(body)
+    except (ValueError, RecursionError):
+        return ""
+    if not isinstance(answer, dict):
+        return ""
+    words = [answer.get(name) for name in ("code", "message")]
+    code, message = (" ".join(w.split()) if isinstance(w, str) else "" for w in words)
+    if len(message) > SAID_CHARS:
+        message = message[:SAID_CHARS] + "…"
+    return ": ".join(part for part in (code, f'"{message}"' if message else "") if part)
 
 
 def content_length(response):
@@ -271,20 +292,40 @@ class Transport:
             error.asked = asked
             raise error
         hints = request.hints or {}
-        if status == 401:
-            raise FatalAPIError("FullStory rejected the API key (401): check api_key in the "
-                                "config.", response)
-        if status == 403:
-            raise Forbidden(hints.get(403) or f"FullStory refused access (403) to "
-                            f"{request.what}: the key lacks the permission it needs.",
-                            response)
-        if status == 404:
-            raise NotFound(hints.get(404) or f"FullStory answered 404 Not Found for "
-                           f"{request.what}: check {request.setting}.", response)
-        reason = f"FullStory answered {status} {response.reason or ''}".rstrip()
         if status >= 500 or status == 408:
-            raise RetriableAPIError(reason, response)
-        raise FatalAPIError(f"{reason} for {request.what}; check the config.", response)
+            reason = f"FullStory answered {status} {response.reason or ''}".rstrip()
+            raise RetriableAPIError(self._redact(reason), response)
+        said = self._redact(fullstory_words(self._error_body(response)))
+        status_said = f"{status} {said}" if said else str(status)
+        if not request.auth and status in (401, 403):
+            raise DownloadRefused(
+                f"The storage behind the signed location of {request.what} refused the "
+                f"download ({status_said}).", response, said)
+        if status == 401:
+            raise FatalAPIError(f"FullStory rejected the API key ({status_said}): check "
+                                "api_key in the config.", response, said)
+        quoted = f" FullStory said {said}." if said else ""
+        if status == 403:
+            default = (f"FullStory refused access (403) to {request.what}: the key lacks the "
+                       "permission it needs.")
+            raise Forbidden((hints.get(403) or default) + quoted, response, said)
+        if status == 404:
+            default = (f"FullStory answered 404 Not Found for {request.what}: check "
+                       f"{request.setting}.")
+            raise NotFound((hints.get(404) or default) + quoted, response, said)
+        advice = hints.get(status) or (f"Check {request.setting} "
+                                       f"({self._base(request.url)}) and the settings this "
+                                       "request uses, then run again from the last STATE")
+        raise FatalAPIError(f"FullStory refused {request.what} ({status_said}). {advice}.",
+                            response, said)
+
+    @staticmethod
+    def _error_body(response):
+        """The first bytes of a refusal's body (never all of it: it may not end)."""
+        try:
+            return response.raw.read(ERROR_BODY_BYTES, decode_content=True) or b""
+        except (OSError, urllib3.exceptions.HTTPError, requests.RequestException):
+            return b""
 
 
 class Request:

@@ -84,12 +84,13 @@ def test_429_on_list_waits_and_pages_on(sandbox, write_config):
      "Check that 127.0.0.1:{port} is reachable, then run again from the last STATE."),
     ({}, "403-every=1",
      "CRITICAL FullStory refused access (403) to the events stream (Data Export bundles): "
-     "the key needs the Data Export add-on and Admin or Architect permission. Use a key "
-     "with it, deselect the stream, or set on_forbidden to skip."),
+     "the key needs the Data Export add-on and Admin or Architect permission. FullStory "
+     "said injected: \"injected 403\". Use a key with it, deselect the stream, or set "
+     "on_forbidden to skip."),
     ({}, "missing-bundle=176731200048",
      "CRITICAL FullStory answered 404 Not Found for bundle 176731200048: the bundle no "
-     "longer exists. Run again to list bundles afresh (on_bad_bundle: skip would pass "
-     "over it)."),
+     "longer exists. FullStory said not_found: \"no such bundle\". Run again to list "
+     "bundles afresh (on_bad_bundle: skip would pass over it)."),
 ], ids=["5xx after retries", "timeouts after retries", "403", "404 on get"])
 def test_faults_that_outlast_retries_end_with_one_line(sandbox, write_config, settings,
                                                       faults, message):
@@ -104,7 +105,8 @@ def test_404_on_list_says_check_base_url(sandbox, write_config):
     server = sandbox(bundles=1)
     result = run_tap("--config", write_config(server.url + "/not-the-api"))
     assert critical_lines(result) == [
-        "CRITICAL FullStory answered 404 Not Found for list: check base_url."]
+        "CRITICAL FullStory answered 404 Not Found for list: check base_url. FullStory said "
+        "not_found: \"no route /not-the-api/api/v1/export/list\"."]
 
 
 def test_connection_refused(write_config):

@@ -295,3 +295,65 @@ def test_windows_40_to_70_days_back_hold_every_event_and_individual(sandbox, wri
 
 def moment(unix):
     return datetime.fromtimestamp(unix, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def critical(result):
+    return [line for line in result.stderr.decode().splitlines() if "CRITICAL" in line]
+
+
+@pytest.mark.parametrize("status, code", [(404, "not_found"), (400, "invalid_argument")])
+def test_an_unknown_segment_is_a_setting_to_fix_even_with_skip(segment, tmp_path, status,
+                                                               code):
+    """FullStory does not document what an unknown segment answers: 404 or 400, the run
+    ends on one line naming segment_id, the bookmark unmoved and nothing skipped."""
+    server, config = segment
+    server.faults.unknown_segment = status
+    state = tmp_path / "state.json"
+    start = {"bookmarks": {"events": {"ExportBundleStop": "2026-01-02T00:00:00.000000Z"}}}
+    state.write_text(json.dumps(start))
+    result = run_tap("--config", config(segment_id="Xy9-gone", on_bad_bundle="skip"),
+                     "--state", str(state))
+    assert result.returncode == 1
+    [line] = critical(result)
+    assert "segment_id ('Xy9-gone'" in line and f"{status}" in line and code in line
+    assert "segment 'Xy9-gone' not found" in line  # FullStory's own message
+    assert states(messages(result.stdout))[-1] == {**start, "currently_syncing": None}
+    assert not records(messages(result.stdout))
+    assert len(server.segment.operations) == 0
+
+
+def test_a_proxy_path_that_answers_404_names_api_base_url(segment, write_config):
+    server, _ = segment
+    path = write_config(server.url, source="segment_export", start_date=START, end_date=END,
+                        api_base_url=server.url + "/not-fullstory", on_bad_bundle="skip")
+    result = run_tap("--config", path)
+    assert result.returncode == 1
+    [line] = critical(result)
+    assert "api_base_url" in line and "/not-fullstory" in line
+    assert "skipped" not in json.dumps(states(messages(result.stdout))[-1])
+
+
+def test_a_refused_download_is_asked_for_afresh(segment):
+    server, config = segment
+    server.faults.refuse_download = 1
+    result = run_tap("--config", config())
+    assert result.returncode == 0, result.stderr.decode()
+    assert {identity(r): original_event(r) for r in records(messages(result.stdout))} == \
+        window_events(server.data)
+    assert "the download location answered 403; asking FullStory for a fresh one" in \
+        result.stderr.decode()
+
+
+@pytest.mark.parametrize("on_forbidden", ["fail", "skip"])
+def test_storage_that_keeps_refusing_is_one_line_never_a_permission(segment, on_forbidden):
+    server, config = segment
+    server.faults.refuse_download = 1000
+    result = run_tap("--config", config(on_forbidden=on_forbidden, on_bad_bundle="skip"))
+    assert result.returncode == 1  # on_forbidden: skip does not skip the stream for it
+    [line] = critical(result)
+    assert "refused the download (403)" in line and "fresh location" in line
+    assert "permission" not in line.replace("not the API key's permission", "")
+    final = states(messages(result.stdout))[-1]
+    assert final == {"bookmarks": {"events": {}}, "currently_syncing": None} or \
+        "skipped" not in json.dumps(final)
+    assert not records(messages(result.stdout))

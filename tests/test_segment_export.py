@@ -77,6 +77,30 @@ def test_a_saved_export_is_read_again_and_an_expired_one_made_anew():
     assert sink.renumbered and sink.origin["searchExportId"] == "se-1"
 
 
+@pytest.mark.parametrize("expires, asked_again", [
+    ("2020-01-01T00:00:00Z", False),   # past results.expires: made again at once
+    ("2999-01-01T00:00:00Z", True),    # still kept: its results are asked for
+    ("soon", True),                    # unreadable: only FullStory's answer tells
+])
+@responses.activate
+def test_results_expires_says_when_an_export_must_be_made_again(expires, asked_again):
+    responses.get(API + RESULTS_PATH.format("se-9"), json={"location": LOCATION})
+    serve_export([{**DONE, "results": {**DONE["results"], "expires": "2999-02-02T00:00:00Z"}}])
+    bookmark = UnitBookmark(unit_id=WINDOW.id, rows_done=5,
+                            origin={"operationId": "op-9", "searchExportId": "se-9",
+                                    "expires": expires})
+    sink = Sink()
+    make_source(bookmark).fetch(WINDOW, sink)
+    urls = [call.request.url for call in responses.calls]
+    assert (API + RESULTS_PATH.format("se-9") in urls) == asked_again
+    if asked_again:
+        assert sink.origin["searchExportId"] == "se-9" and not sink.renumbered
+    else:
+        assert sink.renumbered and sink.origin == {
+            "operationId": "op-1", "searchExportId": "se-1",
+            "expires": "2999-02-02T00:00:00Z"}
+
+
 @responses.activate
 def test_a_lapsed_location_is_asked_for_again_once():
     serve_export([DONE])

@@ -8,7 +8,13 @@ import requests
 import responses
 
 from tap_fullstory.config import parse_config
-from tap_fullstory.errors import FatalAPIError, Forbidden, NotFound, UnexpectedAnswer
+from tap_fullstory.errors import (
+    DownloadRefused,
+    FatalAPIError,
+    Forbidden,
+    NotFound,
+    UnexpectedAnswer,
+)
 from tap_fullstory.pacing import DownloadPacer
 from tap_fullstory.transport import (
     MIN_RETRY_AFTER,
@@ -165,7 +171,7 @@ def test_connection_error_is_retried():
     (401, FatalAPIError, "rejected the API key \\(401\\): check api_key"),
     (403, Forbidden, "refused access \\(403\\) to list: the key lacks the permission"),
     (404, NotFound, "404 Not Found for list: check base_url"),
-    (400, FatalAPIError, "400 Bad Request for list; check the config"),
+    (400, FatalAPIError, r"FullStory refused list \(400\). Check base_url \(https://export"),
 ])
 @responses.activate
 def test_permanent_errors_fail_at_once(status, error, message):
@@ -179,8 +185,56 @@ def test_permanent_errors_fail_at_once(status, error, message):
 @responses.activate
 def test_hints_name_what_to_check():
     responses.get(URL, status=403)
-    with pytest.raises(Forbidden, match="^needs the Data Export add-on$"):
+    with pytest.raises(Forbidden, match="^needs the Data Export add-on$"):  # no body
         get_json(make_transport(), hints={403: "needs the Data Export add-on"})
+
+
+@pytest.mark.parametrize("status, body, error, line", [
+    (400, {"code": "invalid_argument", "message": "segmentId is required"}, FatalAPIError,
+     'FullStory refused list (400 invalid_argument: "segmentId is required"). Check '
+     "base_url (https://export.example.test) and the settings this request uses, then run "
+     "again from the last STATE."),
+    (422, {"message": "bad\n  range", "code": "invalid_argument"}, FatalAPIError,
+     'FullStory refused list (422 invalid_argument: "bad range").'),
+    (401, {"code": "unauthorized", "message": "key k-secret revoked"}, FatalAPIError,
+     'FullStory rejected the API key (401 unauthorized: "key <api_key> revoked"): check '
+     "api_key in the config."),
+    (403, {"code": "permission_denied", "message": "insufficient permissions"}, Forbidden,
+     'FullStory refused access (403) to list: the key lacks the permission it needs. '
+     'FullStory said permission_denied: "insufficient permissions".'),
+    (404, {"code": "not_found"}, NotFound,
+     "FullStory answered 404 Not Found for list: check base_url. FullStory said not_found."),
+    (400, ["not", "an", "object"], FatalAPIError, "FullStory refused list (400). Check"),
+    (400, {"code": 7, "message": None}, FatalAPIError, "FullStory refused list (400). Check"),
+], ids=["400", "422 whitespace folded", "401 key redacted", "403", "404 code only",
+        "a list", "odd types"])
+@responses.activate
+def test_a_refusal_quotes_fullstorys_message_and_code(status, body, error, line):
+    responses.get(URL, status=status, json=body)
+    with pytest.raises(error) as raised:
+        get_json(make_transport())
+    assert str(raised.value).startswith(line)
+    assert "k-secret" not in str(raised.value) and "\n" not in str(raised.value)
+
+
+@responses.activate
+def test_a_long_or_endless_refusal_is_read_only_in_part():
+    message = "x" * 100_000
+    responses.get(URL, status=400, json={"code": "invalid_argument", "message": message})
+    with pytest.raises(FatalAPIError) as raised:
+        get_json(make_transport())
+    assert len(str(raised.value)) < 500  # a body past 64 KiB is not JSON to us: no quote
+
+
+@responses.activate
+def test_a_signed_location_that_refuses_is_not_a_missing_permission():
+    responses.get(BODY_URL, status=403, body=b"<Error><Code>AccessDenied</Code></Error>")
+    with pytest.raises(DownloadRefused) as raised:
+        make_transport().download("export download (window x)", BODY_URL, "api_base_url",
+                                  Sink(), auth=False)
+    assert not isinstance(raised.value, Forbidden)
+    assert "refused the download (403)" in str(raised.value)
+    assert "permission" not in str(raised.value)
 
 
 @pytest.mark.parametrize("body, content_type, shown", [

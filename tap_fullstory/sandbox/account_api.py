@@ -10,10 +10,10 @@
 Pages hold `limit` items (default 20, at most 100) and never more than the server's
 `page_size`. Users take no page size: 10 a page (FullStory support, help-center community
 post 26260948261399), whatever page_size says, and every user, anonymous or identified,
-unless `is_identified` is given (FullStory's OpenAPI, ListUsers). Tokens are opaque; one the server did not issue for that
-listing answers 400. On the last page users and history omit the token, segments send "".
-With token_spelling "alternate" segments and history answer `next_pagination_token`, as
-FullStory's older documents show.
+unless `is_identified` is given (FullStory's OpenAPI, ListUsers). Tokens are opaque; one
+the server did not issue for that listing answers 400. On the last page users and history
+omit the token, segments send "". With token_spelling "alternate" segments and history
+answer `next_pagination_token`, as FullStory's older documents show.
 """
 
 import base64

@@ -25,7 +25,9 @@ SPEC_HELP = ("comma-separated faults: 5xx-every=K (every K-th request answers 50
              "account API request, users, segments or settings, answers 429 with "
              "Retry-After: 1), create-429-every=K (every K-th request to create a Segment "
              "export answers 429 with Retry-After: 1), unknown-segment=STATUS (creating an "
-             "export of a segment the account lacks answers 404, the default, or 400)")
+             "export of a segment the account lacks answers 404, the default, or 400), "
+             "refuse-download=N (the first N downloads of Segment export files answer 403 "
+             "AccessDenied, as storage does for a lapsed signature or a blocked proxy)")
 
 NAMES = {"5xx-every": "error_every", "403-every": "forbidden_every",
          "missing-bundle": "missing_bundle", "reset-download": "reset_download",
@@ -36,7 +38,7 @@ NAMES = {"5xx-every": "error_every", "403-every": "forbidden_every",
          "html-list": "html_list", "fail-operation": "fail_operation",
          "bad-window": "bad_window", "forbidden-path": "forbidden_path",
          "api-429-every": "api_429_every", "create-429-every": "create_429_every",
-         "unknown-segment": "unknown_segment"}
+         "unknown-segment": "unknown_segment", "refuse-download": "refuse_download"}
 
 
 @dataclass
@@ -61,8 +63,10 @@ class Faults:
     api_429_every: int = 0
     create_429_every: int = 0
     unknown_segment: int = 404
+    refuse_download: int = 0
     _counts: dict = field(default_factory=lambda: {"request": 0, "list": 0, "get": 0,
-                                                   "download": 0, "api": 0, "create": 0})
+                                                   "download": 0, "api": 0, "create": 0,
+                                                   "signed": 0})
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod

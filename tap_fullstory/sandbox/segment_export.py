@@ -243,7 +243,8 @@ def export_results(request, search_id):
     if search_id not in request.server.segment.results:
         return request.send_error_json(404, "not_found", "export expired")
     location = f"{request.server.url}{DOWNLOAD_PREFIX}{search_id}?signature=sandbox"
-    return request.send_json(200, {"location": location, "expires": "in 5 minutes"})
+    return request.send_json(200, {"location": location,
+                                   "expires": _now(timedelta(minutes=5))})
 
 
 def download(request, search_id):
@@ -256,6 +257,12 @@ def download(request, search_id):
     export = segment.results.get(search_id)
     if export is None:
         return request.send_json(404, {"code": "NoSuchKey"})
+    if faults.count("signed") <= faults.refuse_download:
+        # what a storage host answers a lapsed signature (the location lives ~5 minutes,
+        # developer.fullstory.com get-export-results) or a proxy that blocks it
+        return request.send_bytes(403, b"<Error><Code>AccessDenied</Code><Message>Request "
+                                  b"has expired</Message></Error>",
+                                  {"Content-Type": "application/xml"})
     if search_id == f"se-{faults.bad_window}":
         return request.send_bytes(200, PROXY_PAGE, {"Content-Type": "text/html"})
     body = gzip.compress(render(rows(request.server.data, export), export.format), mtime=0)
