@@ -9,8 +9,9 @@ import sys
 import orjson
 import singer
 
-from tap_fullstory import __version__
-from tap_fullstory.catalog import default_catalog, load_catalog
+from tap_fullstory import __version__, account_api
+from tap_fullstory.access import verdict
+from tap_fullstory.catalog import default_catalog, load_catalog, selected_streams
 from tap_fullstory.config import SETTINGS, load_config_file, parse_config
 from tap_fullstory.discover import discover
 from tap_fullstory.emit import MessageWriter
@@ -51,7 +52,7 @@ def _by_source(value):
     """A declaration that depends on `source`, as one line."""
     if isinstance(value, dict):
         return "; ".join(f"{text} ({source})" for source, text in value.items())
-    return value
+    return str(value)
 
 
 def stream_table():
@@ -83,11 +84,33 @@ def about_markdown():
     return "\n".join(lines) + "\n"
 
 
-def connection_report(config):
-    """`--test`: one line saying the key works and what there is to sync."""
-    source = make_source(BY_NAME["events"], Transport(config), config, UnitBookmark())
-    found = in_background(lambda: source.check(int(config.start_date.timestamp())), "test")
-    return f"OK: {source.host} accepted the API key; {found}."
+def connection_report(config, catalog):
+    """`--test`: who the key belongs to (GET /me), then a line per selected stream: whether
+    the key's role can read it, and for events what there is to sync."""
+    transport = Transport(config)
+    me = in_background(lambda: account_api.whoami(transport, config.api_base_url), "test")
+    role = me.get("role")
+    owner = me.get("email") or "a legacy org key (no email)"
+    lines = [f"OK: {config.api_base_url} accepted the API key: {_quoted(owner)} in org "
+             f"{_quoted(me.get('orgId'))}, role {_quoted(role)}."]
+    chosen, _ = selected_streams(catalog)
+    for stream, _ in chosen:
+        api, needs = stream.access(config.source)
+        line = f"  {stream.name} ({api}): {verdict(needs, role)}"
+        if stream.name == "events":
+            source = make_source(stream, transport, config, UnitBookmark())
+            found = in_background(lambda s=source: s.check(int(config.start_date.timestamp())),
+                                  "test")
+            line += f"; {found}"
+        lines.append(line + ".")
+    if not chosen:
+        lines.append("  No stream is selected (pass --catalog to check the ones you sync).")
+    return "\n".join(lines)
+
+
+def _quoted(value):
+    """A value from FullStory's answer, safe on one line."""
+    return " ".join(str(value).split())[:200] if value not in (None, "") else "unknown"
 
 
 def build_parser():
@@ -102,8 +125,10 @@ def build_parser():
     parser.add_argument("-d", "--discover", action="store_true",
                         help="print the catalog and exit")
     parser.add_argument("--test", action="store_true",
-                        help="check the connection and the key, count the bundles or windows "
-                             "there are to sync, and exit")
+                        help="check the key (whose it is and its role, from GET /me on "
+                             "api_base_url), say for each selected stream whether that role "
+                             "can read it, count the bundles or windows there are to sync, "
+                             "and exit")
     parser.add_argument("--about", action="store_true",
                         help="print name, version, capabilities and settings")
     parser.add_argument("--format", choices=["json", "markdown"], default="json",
@@ -154,19 +179,19 @@ def run(args):
         raise ConfigError("--config is required: pass a JSON file with api_key and "
                           "start_date (see sample_config.json).")
     config = parse_config(load_config_file(args.config))
-    if args.test:
-        sys.stdout.write(connection_report(config) + "\n")
-        return 0
     if args.discover:
         sys.stdout.buffer.write(orjson.dumps(discover().to_dict(), option=orjson.OPT_INDENT_2)
                                 + b"\n")
         return 0
-    state = _read_state(args.state) if args.state else {}
     catalog_path = args.catalog or args.properties
     if catalog_path:
         catalog = load_catalog(catalog_path, "--catalog" if args.catalog else "--properties")
     else:
         catalog = default_catalog()
+    if args.test:
+        sys.stdout.write(connection_report(config, catalog) + "\n")
+        return 0
+    state = _read_state(args.state) if args.state else {}
     args.synced = True  # from here on a stop ends on a STATE that resumes
     sync(Transport(config), config, catalog, state, MessageWriter())
     return 0

@@ -11,10 +11,12 @@ from dataclasses import dataclass
 from importlib import resources
 
 from tap_fullstory import account_api
+from tap_fullstory.access import Needs
 
 EVENT_FIELDS = ("ExportBundleId", "ExportBundleStop", "ExportBundleRow")
 WINDOW_FIELDS = ("ExportWindowId", "ExportWindowStop", None)
-ARCHITECT = "Architect or Admin"
+STANDARD, ARCHITECT = Needs("Standard"), Needs("Architect")
+SEGMENT_EXPORT = Needs("Architect", "Segment Export")  # a paid add-on: Enterprise or Advanced
 
 
 @dataclass(frozen=True)
@@ -26,7 +28,7 @@ class Stream:
     replication: str     # "INCREMENTAL" or "FULL_TABLE"
     replication_key: str
     row: str             # what one record is
-    permission: object   # what the API key needs (by source, for events)
+    permission: object   # what the API key needs, a Needs (by source, for events)
     endpoint: account_api.Endpoint = None  # paged streams
     unit_fields: tuple = None  # file streams: the unit's (id, stop, row) fields, row optional
     export_type: str = None    # file streams read through Segment Export: its export type
@@ -62,43 +64,45 @@ def _paged(name, endpoint, key, replication, row, permission):
                   row, permission, endpoint=endpoint)
 
 
-def _current(name, kind, row, permission="Standard"):
+def _current(name, kind, row, permission=STANDARD):
     return _paged(name, account_api.settings(kind), (), "FULL_TABLE", row, permission)
 
 
-def _history(name, kind, row, permission="Standard"):
+def _history(name, kind, row, permission=STANDARD):
     return _paged(name, account_api.settings_history(kind), ("lastUpdated",), "INCREMENTAL",
                   row, permission)
 
 
 STREAMS = (
     _paged("users", account_api.USERS, ("id",), "FULL_TABLE",
-           "a user FullStory knows (identified with FS.identify)", ARCHITECT),
+           "a user FullStory knows, anonymous or identified (identified_users_only: only "
+           "those identified with FS.identify)", ARCHITECT),
     _paged("segments", account_api.SEGMENTS, ("id",), "FULL_TABLE",
-           "a segment, built-in (such as everyone) or saved", "Standard"),
+           "a segment, built-in (such as everyone) or saved", STANDARD),
     _current("block_rules", "blocking", "the current IP, user-agent and app blocking rules"),
     _current("domain_settings", "domain", "the current domain settings"),
-    _current("privacy_settings", "privacy", "the current privacy settings", "Admin"),
+    _current("privacy_settings", "privacy", "the current privacy settings", ARCHITECT),
     _current("recording_features", "features", "the current recording features"),
     _history("block_rules_history", "blocking", "a version of the blocking rules"),
     _history("domain_settings_history", "domain", "a version of the domain settings"),
     _history("geo_settings_history", "geo", "a version of the geo settings"),
     _history("privacy_settings_history", "privacy", "a version of the privacy settings",
-             "Admin"),
+             ARCHITECT),
     _history("recording_features_history", "features",
              "a version of the recording features"),
     _history("target_rule_history", "targeting",
              "a version of the session targeting rules (mobile)"),
     Stream("individuals", "file", "Segment Export TYPE_INDIVIDUAL windows", ("IndvId",),
            "INCREMENTAL", "ExportWindowStop",
-           "a person active in a window, with their custom user properties", ARCHITECT,
+           "a person active in a window, with their custom user properties and lifetime "
+           "aggregates", SEGMENT_EXPORT,
            unit_fields=WINDOW_FIELDS, export_type="TYPE_INDIVIDUAL"),
     Stream("events", "file",
            {"data_export": "Data Export bundles",
             "segment_export": "Segment Export TYPE_EVENT windows"}, (),
            "INCREMENTAL", "ExportBundleStop", "a captured event",
-           {"data_export": "the Data Export add-on and Admin or Architect",
-            "segment_export": ARCHITECT},
+           {"data_export": Needs("Architect", "Data Export"),
+            "segment_export": SEGMENT_EXPORT},
            unit_fields=EVENT_FIELDS, export_type="TYPE_EVENT", start_field="EventStart"),
 )
 BY_NAME = {stream.name: stream for stream in STREAMS}

@@ -3,12 +3,13 @@
 import json
 import subprocess
 import time
-
+import pytest
 from jsonschema import Draft4Validator
 
 from conftest import (
     API_KEY,
     TAP,
+    catalog_selecting,
     edited_catalog,
     expected_events,
     identity,
@@ -184,8 +185,8 @@ def test_wrong_api_key_is_one_critical_line(sandbox, write_config):
     assert result.returncode == 1
     stderr = result.stderr.decode()
     critical = [line for line in stderr.splitlines() if line.startswith("CRITICAL")]
-    assert critical == ["CRITICAL FullStory rejected the API key (401): check api_key in "
-                        "the config."]
+    assert critical == ['CRITICAL FullStory rejected the API key (401 unauthenticated: "bad '
+                        'API key"): check api_key in the config.']
     assert "Traceback" not in stderr
     assert API_KEY not in stderr
 
@@ -217,27 +218,70 @@ def test_downloads_paced_to_the_limit_never_provoke_a_429(sandbox, write_config)
 
 def test_test_flag_checks_the_key_and_counts_bundles(sandbox, write_config):
     server = sandbox(bundles=23)
-    result = run_tap("--config", write_config(server.url, start_date="2026-01-03T12:00:00Z"),
-                     "--test")
+    config = write_config(server.url, api_base_url=server.url,
+                          start_date="2026-01-03T12:00:00Z")
+    result = run_tap("--config", config, "--test")
     assert result.returncode == 0, result.stderr.decode()
     assert result.stdout.decode() == (
-        f"OK: {server.url} accepted the API key; 21 bundle(s) end after start_date "
+        f"OK: {server.url} accepted the API key: jane@example.com in org o-SANDBOX-na1, "
+        "role ADMIN.\n"
+        "  events (Data Export bundles): readable (ADMIN reaches Architect; the account also "
+        "needs the Data Export add-on); 21 bundle(s) end after start_date "
         "2026-01-03T12:00:00.000000Z; the newest ends at 2026-01-24T00:00:00.000000Z.\n")
-    assert all("/list" in path for path, _ in server.requests)
-    bounded = run_tap("--config", write_config(server.url, end_date="2026-01-05T00:00:00Z"),
-                      "--test")
-    assert bounded.stdout.decode() == (
-        f"OK: {server.url} accepted the API key; 4 bundle(s) end after start_date "
-        "2026-01-01T00:00:00.000000Z and start before end_date 2026-01-05T00:00:00.000000Z; "
-        "the newest ends at 2026-01-05T00:00:00.000000Z.\n")
+    assert [path for path, _ in server.requests][0] == "/me"
+    assert all(path == "/me" or "/list" in path for path, _ in server.requests)
+    bounded = run_tap("--config", write_config(server.url, api_base_url=server.url,
+                                               end_date="2026-01-05T00:00:00Z"), "--test")
+    assert bounded.stdout.decode().splitlines()[1].endswith(
+        "4 bundle(s) end after start_date 2026-01-01T00:00:00.000000Z and start before "
+        "end_date 2026-01-05T00:00:00.000000Z; the newest ends at "
+        "2026-01-05T00:00:00.000000Z.")
+
+
+@pytest.mark.parametrize("role, readable", [
+    ("ADMIN", {"users", "segments", "privacy_settings", "block_rules", "individuals"}),
+    ("ARCHITECT", {"users", "segments", "privacy_settings", "block_rules", "individuals"}),
+    ("USER", {"segments", "block_rules"}),
+    ("VIEW_ONLY", set()),
+])
+def test_test_flag_says_what_the_keys_role_can_read(sandbox, write_config, tmp_path, role,
+                                                   readable):
+    server = sandbox(bundles=2)
+    server.role = role
+    config = write_config(server.url, api_base_url=server.url, source="segment_export")
+    names = ["users", "segments", "privacy_settings", "block_rules", "individuals"]
+    result = run_tap("--config", config, "--catalog", catalog_selecting(tmp_path, config, names),
+                     "--test")
+    assert result.returncode == 0, result.stderr.decode()
+    first, *lines = result.stdout.decode().splitlines()
+    assert first.endswith(f"role {role}.")
+    assert [line.split()[0] for line in lines] == [
+        "users", "segments", "block_rules", "privacy_settings", "individuals"]
+    got = {line.split()[0] for line in lines if ": readable (" in line}
+    assert got == readable
+    for line in lines:
+        if line.split()[0] not in readable:
+            assert "NOT readable: it needs" in line and "deselect the stream" in line
+    individuals = next(line for line in lines if line.startswith("  individuals"))
+    assert "the Segment Export add-on" in individuals
+
+
+def test_test_flag_with_an_undocumented_role_cannot_tell(sandbox, write_config):
+    server = sandbox(bundles=1)
+    server.role, server.key_owner = "UMBRELLA_MANAGER", ""
+    result = run_tap("--config", write_config(server.url, api_base_url=server.url), "--test")
+    first, events = result.stdout.decode().splitlines()
+    assert "a legacy org key (no email)" in first
+    assert "cannot tell from role 'UMBRELLA_MANAGER': it needs Architect or above" in events
 
 
 def test_test_flag_with_a_wrong_key_is_one_line(sandbox, write_config):
     server = sandbox(bundles=1, api_key="other")
-    result = run_tap("--config", write_config(server.url), "--test")
+    result = run_tap("--config", write_config(server.url, api_base_url=server.url), "--test")
     assert result.returncode == 1 and result.stdout == b""
     assert result.stderr.decode().strip().splitlines()[-1] == (
-        "CRITICAL FullStory rejected the API key (401): check api_key in the config.")
+        'CRITICAL FullStory rejected the API key (401 unauthenticated: "bad API key"): check '
+        "api_key in the config.")
 
 
 def test_progress_on_stderr_is_one_line_per_bundle(sandbox, write_config):
@@ -280,7 +324,8 @@ def test_about_lists_every_stream_from_the_declarations():
     users = next(s for s in about["streams"] if s["name"] == "users")
     assert users == {"name": "users", "api": "GET /v2/users", "key_properties": ["id"],
                      "replication_method": "FULL_TABLE", "replication_key": None,
-                     "row": "a user FullStory knows (identified with FS.identify)",
+                     "row": "a user FullStory knows, anonymous or identified "
+                            "(identified_users_only: only those identified with FS.identify)",
                      "permission": "Architect or Admin"}
 
 

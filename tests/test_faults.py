@@ -84,7 +84,7 @@ def test_429_on_list_waits_and_pages_on(sandbox, write_config):
      "Check that 127.0.0.1:{port} is reachable, then run again from the last STATE."),
     ({}, "403-every=1",
      "CRITICAL FullStory refused access (403) to the events stream (Data Export bundles): "
-     "the key needs the Data Export add-on and Admin or Architect permission. FullStory "
+     "the key needs the Data Export add-on and Architect or Admin permission. FullStory "
      "said injected: \"injected 403\". Use a key with it, deselect the stream, or set "
      "on_forbidden to skip."),
     ({}, "missing-bundle=176731200048",

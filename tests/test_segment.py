@@ -179,10 +179,12 @@ def test_test_flag_for_segment_export(segment):
     server, config = segment
     result = run_tap("--config", config(), "--test")
     assert result.returncode == 0, result.stderr.decode()
-    assert result.stdout.decode() == (
-        f"OK: {server.url} accepted the API key; 12 settled 6 h window(s) from start_date "
-        "2026-01-01T00:00:00.000000Z to end_date 2026-01-04T00:00:00.000000Z; the newest "
-        "ends at 2026-01-04T00:00:00.000000Z.\n")
+    assert result.stdout.decode().splitlines()[1] == (
+        "  events (Segment Export TYPE_EVENT windows): readable (ADMIN reaches Architect; "
+        "the account also needs the Segment Export add-on); 12 settled 6 h window(s) from "
+        "start_date 2026-01-01T00:00:00.000000Z to end_date 2026-01-04T00:00:00.000000Z; the "
+        "newest ends at 2026-01-04T00:00:00.000000Z.")
+    assert [path for path, _ in server.requests] == ["/me"]  # no export made to check
 
 
 @pytest.mark.parametrize("settings, message", [

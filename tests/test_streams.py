@@ -140,7 +140,8 @@ def test_a_403_names_the_stream_and_the_permission_it_needs(account):
                 if line.startswith("CRITICAL")]
     assert critical == [
         "CRITICAL FullStory refused access (403) to the users stream (GET /v2/users): the key "
-        "needs Architect or Admin permission. Use a key with it, deselect the stream, or set "
+        "needs Architect or Admin permission. FullStory said permission_denied: \"the API key "
+        "may not read /v2/users\". Use a key with it, deselect the stream, or set "
         "on_forbidden to skip."]
     # a failure is not an interruption: the next run syncs every stream again
     assert states(messages(result.stdout))[-1]["currently_syncing"] is None
@@ -155,7 +156,7 @@ def test_on_forbidden_skip_passes_over_the_stream_and_syncs_the_rest(account):
     stderr = result.stderr.decode()
     assert "WARNING Skipped the privacy_settings stream: FullStory refused access (403) to " \
            "the privacy_settings stream (GET /settings/recording/v1/privacy): the key needs " \
-           "Admin permission." in stderr
+           "Architect or Admin permission." in stderr
     assert "WARNING Skipped the privacy_settings_history stream" in stderr
     msgs = messages(result.stdout)
     assert len(by_stream(msgs, "segments")) == len(server.account.segments())

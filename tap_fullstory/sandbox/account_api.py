@@ -1,5 +1,6 @@
 """The sandbox's account API (api.fullstory.com): users, segments, recording settings.
 
+    GET /me                                          {email, orgId, role} of the key
     GET /v2/users?page_token=…&is_identified=…&include_schema=…
                                                      {results, total_records, next_page_token}
     GET /v2/users/{id}?include_schema=…              one User
@@ -21,7 +22,7 @@ import hashlib
 import threading
 from urllib.parse import urlencode
 
-from tap_fullstory.sandbox.account import APP
+from tap_fullstory.sandbox.account import APP, ORG
 from tap_fullstory.sandbox.settings import PLATFORMS
 
 DEFAULT_LIMIT, MAX_LIMIT = 20, 100
@@ -170,7 +171,20 @@ def _platform(request, kind):
     return platform if platform in PLATFORMS[kind] else PLATFORMS[kind][0]
 
 
-ROUTES = [("GET", "/v2/users", list_users, "account"),
+ROLES = ("ADMIN", "ARCHITECT", "USER", "VIEW_ONLY", "UMBRELLA_MANAGER", "UNKNOWN")
+KEY_OWNER = "jane@example.com"
+
+
+def me(request):
+    """Who the key belongs to (developer.fullstory.com server/v1/authentication/me): the
+    seat's email (blank for a legacy org key), the org id, and the role of the user who
+    made the key, one of ROLES."""
+    return request.send_json(200, {"email": request.server.key_owner, "orgId": ORG,
+                                   "role": request.server.role})
+
+
+ROUTES = [("GET", "/me", me, "account"),
+          ("GET", "/v2/users", list_users, "account"),
           ("GET", "/v2/users/([^/]+)", get_user, "account"),
           ("GET", "/segments/v1", list_segments, "account"),
           ("GET", f"/settings/recording/v1/({KINDS})", current_setting, "account"),

@@ -7,7 +7,7 @@ from datetime import timezone
 
 import ciso8601
 
-from tap_fullstory.sandbox.account_api import SPELLINGS
+from tap_fullstory.sandbox.account_api import ROLES, SPELLINGS
 from tap_fullstory.sandbox.data import SandboxData
 from tap_fullstory.sandbox.faults import SPEC_HELP, Faults
 from tap_fullstory.sandbox.files import BundleDirectory
@@ -57,6 +57,8 @@ def build_parser():
                              "nextPaginationToken (users always next_page_token); "
                              "alternate: next_pagination_token, as FullStory's older "
                              "documents show")
+    parser.add_argument("--role", choices=ROLES, default="ADMIN",
+                        help="the role GET /me answers for the key (default %(default)s)")
     parser.add_argument("--from-dir", metavar="DIR",
                         help="serve bundles written by tap_fullstory.sandbox.files."
                              "write_bundles instead of generating them")
@@ -99,7 +101,7 @@ def main(argv=None):
                            faults=faults, bytes_per_second=bandwidth,
                            segment_polls=args.segment_polls,
                            segment_seconds=args.segment_seconds, page_size=args.page_size,
-                           token_spelling=args.token_spelling).start()
+                           token_spelling=args.token_spelling, role=args.role).start()
     print(f"tap-fullstory-sandbox listening on {server.url}", flush=True)
     signal.sigwait(stops)
     server.stop()

@@ -17,7 +17,7 @@ from urllib.parse import parse_qs
 
 from tap_fullstory.sandbox import account_api, data_export, segment_export
 from tap_fullstory.sandbox.account import SandboxAccount
-from tap_fullstory.sandbox.account_api import SPELLINGS, PageTokens
+from tap_fullstory.sandbox.account_api import KEY_OWNER, SPELLINGS, PageTokens
 from tap_fullstory.sandbox.data import SandboxData
 from tap_fullstory.sandbox.data_export import DownloadLimiter
 from tap_fullstory.sandbox.faults import PROXY_PAGE, Faults
@@ -54,7 +54,7 @@ class SandboxServer(ThreadingHTTPServer):
     of after segment_polls polls), on segment_clock. page_size caps every page of the
     account API; token_spelling "alternate" answers segments and history pages with
     `next_pagination_token`. clock is the sandbox's wall clock (unix seconds): a segment's own
-    time range is the last 30 days before it.
+    time range is the last 30 days before it. role and key_owner: what GET /me answers.
     """
 
     daemon_threads = True
@@ -62,13 +62,15 @@ class SandboxServer(ThreadingHTTPServer):
     def __init__(self, data=None, api_key=DEFAULT_API_KEY, rate=(2, 60.0), port=0,
                  faults=None, bytes_per_second=None, segment_polls=2, segment_seconds=None,
                  segment_clock=time.monotonic, page_size=DEFAULT_PAGE_SIZE,
-                 token_spelling="documented", clock=time.time):
+                 token_spelling="documented", clock=time.time, role="ADMIN",
+                 key_owner=KEY_OWNER):
         if token_spelling not in SPELLINGS:
             raise ValueError(f"token_spelling must be one of {', '.join(SPELLINGS)}")
         super().__init__(("127.0.0.1", port), SandboxHandler)
         self.data = data or SandboxData()
         self.api_key = api_key
         self.clock = clock  # the sandbox's "now" (unix seconds): segments' own time range
+        self.role, self.key_owner = role, key_owner  # what GET /me answers
         self.faults = faults or Faults()
         self.bytes_per_second = bytes_per_second  # per download; None = as fast as it goes
         self.limiter = DownloadLimiter(*rate)
