@@ -20,7 +20,7 @@ from tap_fullstory.feed import in_background
 from tap_fullstory.file_stream import make_source
 from tap_fullstory.state import UnitBookmark
 from tap_fullstory.stopping import STOP, Stopped
-from tap_fullstory.streams import BY_NAME, STREAMS
+from tap_fullstory.streams import STREAMS
 from tap_fullstory.sync import sync
 from tap_fullstory.transport import SignedUrlFilter, Transport
 

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import time
+
 import pytest
 from jsonschema import Draft4Validator
 

@@ -2,6 +2,11 @@
 
 A generator takes (rng, previous body or None, platform, the version's timestamp) and
 returns the body without `metadata`, in the fields FullStory's settings endpoints use.
+Enums and types are FullStory's documented ones: privacy settings from
+get-privacy-settings-history (elementBlocks' BLOCK_* types and *_SESSIONS scopes, a string
+`editable`, ajaxWatches' ELIDE/WHITELIST strings, PRIVACY_MODE_OFF), targeting rules from
+get-targeting-settings-history (a scope and conditions of {field, operator, values}, joined
+AND or OR, with children).
 """
 
 PLATFORMS = {"blocking": ("web",), "domain": ("web", "mobile"), "geo": ("web",),
@@ -49,27 +54,34 @@ def geo(rng, body, platform, stamp):
     return {"recordGeoMode": mode, "recordGeoZones": zones}
 
 
+BLOCK_TYPES = ["BLOCK_EXCLUDE", "BLOCK_MASK", "BLOCK_UNMASK"]
+BLOCK_SCOPES = ["ALL_SESSIONS", "NO_SESSIONS", "PREVIEW_SESSIONS_ONLY", "LIVE_SESSIONS_ONLY"]
+AJAX_RECORDING = ["ELIDE", "WHITELIST"]
+TARGET_FIELDS = ["UID", "IP", "LOCATION", "PLATFORM", "DOMAIN", "USER_AGENT", "APP_VERSION"]
+TARGET_OPERATORS = ["EQ", "NEQ", "LT", "LTE", "GT", "GTE", "RANGE", "CONTAINS"]
+
+
 def privacy(rng, body, platform, stamp):
     if body is None:
         return {"elementBlocks": [_element_block(rng, NEVER, n) for n in range(2)],
-                "ajaxWatches": [{"urlRegex": "https://api\\.example\\.com/v1/cart.*",
-                                 "recordReq": True, "recordRsp": False,
-                                 "whitelistReq": ["id"], "whitelistRsp": []}],
-                "discardIpAddresses": False, "defaultPrivacyMode": "PRIVATE_BY_DEFAULT",
+                "ajaxWatches": [_ajax_watch(rng, 1)],
+                "discardIpAddresses": False, "defaultPrivacyMode": "PRIVACY_MODE_OFF",
                 "elementRuleGroups": {"1": {"name": "Payments", "description": "Card fields"}}}
     choice = rng.random()
     if choice < 0.5:
         body["elementBlocks"].append(_element_block(rng, stamp, len(body["elementBlocks"])))
-    elif choice < 0.65:
+    elif choice < 0.7:
         body["discardIpAddresses"] = not body["discardIpAddresses"]
-    elif choice < 0.8:
-        body["defaultPrivacyMode"] = rng.choice(["PRIVATE_BY_DEFAULT", "STANDARD"])
     else:
-        version = rng.randrange(9)
-        body["ajaxWatches"].append({"urlRegex": f"https://api\\.example\\.com/v{version}/.*",
-                                    "recordReq": rng.random() < 0.5, "recordRsp": True,
-                                    "whitelistReq": [], "whitelistRsp": ["status", "total"]})
+        body["ajaxWatches"].append(_ajax_watch(rng, rng.randrange(9)))
     return body
+
+
+def _ajax_watch(rng, version):
+    return {"urlRegex": f"https://api\\.example\\.com/v{version}/.*",
+            "recordReq": rng.choice(AJAX_RECORDING), "recordRsp": rng.choice(AJAX_RECORDING),
+            "whitelistReq": rng.choice(["", "id", "id,quantity"]),
+            "whitelistRsp": rng.choice(["", "status,total"])}
 
 
 def _element_block(rng, stamp, number):
@@ -77,10 +89,10 @@ def _element_block(rng, stamp, number):
         "urlRegex": "https://example\\.com/checkout.*", "matchAll": True}
     return {"selector": rng.choice(SELECTORS), "consent": rng.random() < 0.2,
             "notes": rng.choice(["", "PII — see ticket #42", 'Asked by "legal"']),
-            "type": rng.choice(["EXCLUDE", "MASK", "UNMASK"]),
-            "scope": rng.choice(["EVERYWHERE", "URL"]), "lastUpdated": stamp,
-            "label": f"Rule {number + 1}", "targetingConditions": conditions,
-            "editable": number > 0, "exceptionSelectors": [] if number % 3 else [".public"],
+            "type": rng.choice(BLOCK_TYPES), "scope": rng.choice(BLOCK_SCOPES),
+            "lastUpdated": stamp, "label": f"Rule {number + 1}",
+            "targetingConditions": conditions, "editable": "EDITABLE_DESCRIPTION_ONLY",
+            "exceptionSelectors": [] if number % 3 else [".public"],
             "groupId": rng.choice([0, 1])}
 
 
@@ -100,17 +112,26 @@ def targeting(rng, body, platform, stamp):
     rules = body["sessionTargetingRules"]
     if rules and rng.random() < 0.4:
         rule = rng.choice(rules)
-        rule["enabled"] = not rule["enabled"]
-        rule["sampleRate"] = rng.choice([5, 25, 50, 100])
+        rule["conditions"].append(_condition(rng))
         return body
-    os_name = rng.choice(["android", "ios"])
-    rules.append({"name": f"Sample {os_name} {len(rules) + 1}", "enabled": True,
-                  "sampleRate": rng.choice([10, 50, 100]),
-                  "conditions": [{"field": "platform", "operator": "EQUALS", "values": [os_name]},
-                                 {"field": "appVersion", "operator": "GREATER_THAN",
-                                  "values": [f"4.{rng.randrange(10)}"]}],
-                  "actions": [{"type": "RECORD", "options": {"network": rng.random() < 0.5}}]})
+    rule = {"scope": rng.choice(BLOCK_SCOPES[:2]), "join": rng.choice(["AND", "OR"]),
+            "conditions": [_condition(rng)], "children": []}
+    if rng.random() < 0.5:
+        rule["children"].append({"join": "AND", "conditions": [_condition(rng)],
+                                 "children": []})
+    rules.append(rule)
     return body
+
+
+def _condition(rng):
+    field = rng.choice(TARGET_FIELDS)
+    operator = "RANGE" if field == "APP_VERSION" and rng.random() < 0.5 else rng.choice(
+        [op for op in TARGET_OPERATORS if op != "RANGE"])
+    values = {"UID": ["user-1339"], "IP": ["198.51.100.0/24"], "LOCATION": ["US", "CA"],
+              "PLATFORM": ["ANDROID"], "DOMAIN": ["shop.example.com"],
+              "USER_AGENT": ["Monitor"], "APP_VERSION": ["4.0", "4.9"]}[field]
+    return {"field": field, "operator": operator,
+            "values": values if operator == "RANGE" else values[:1]}
 
 
 GENERATORS = {"blocking": blocking, "domain": domain, "geo": geo, "privacy": privacy,
