@@ -35,7 +35,13 @@ def about():
         "version": __version__,
         "description": "Singer tap for a FullStory account: events (Data Export bundles or "
                        "Segment Export), individuals, users, segments and recording "
-                       "settings with their history.",
+                       "settings with their history. Data Export (source data_export, the "
+                       "default, what Stitch's FullStory integration reads) is deprecated "
+                       "by FullStory, with no sunset date; Segment Export (source "
+                       "segment_export, and the individuals stream) is a paid add-on "
+                       "(Enterprise or Advanced). Switching source keeps the state: the "
+                       "bookmark is a moment. Individuals' aggregates (NumSessions, "
+                       "TotalSec, ...) are lifetime values.",
         "capabilities": CAPABILITIES,
         "streams": [{"name": s.name, "api": _by_source(s.api),
                      "key_properties": list(s.key),
