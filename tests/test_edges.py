@@ -144,7 +144,7 @@ def test_an_html_page_instead_of_the_list_says_what_came_back(sandbox, write_con
                         "b'<'). FullStory served it as text/html."),
     ("null-bundle", "Bundle {id} is not a JSON array of events (its body starts with b'n')."),
     ("missing-bundle", "FullStory answered 404 Not Found for bundle {id}: the bundle no "
-                       "longer exists."),
+                       "longer exists. FullStory said not_found: \"no such bundle\"."),
 ])
 def test_on_bad_bundle_skip_passes_a_poison_bundle_over_and_records_it(
         sandbox, write_config, fault, reason):
