@@ -18,7 +18,6 @@ from tap_fullstory.emit import MessageWriter
 from tap_fullstory.errors import ConfigError, TapError
 from tap_fullstory.feed import in_background
 from tap_fullstory.file_stream import make_source
-from tap_fullstory.state import UnitBookmark
 from tap_fullstory.stopping import STOP, Stopped
 from tap_fullstory.streams import STREAMS
 from tap_fullstory.sync import sync
@@ -104,7 +103,7 @@ def connection_report(config, catalog):
         api, needs = stream.access(config.source)
         line = f"  {stream.name} ({api}): {verdict(needs, role)}"
         if stream.name == "events":
-            source = make_source(stream, transport, config, UnitBookmark())
+            source = make_source(stream, transport, config)
             found = in_background(lambda s=source: s.check(int(config.start_date.timestamp())),
                                   "test")
             line += f"; {found}"

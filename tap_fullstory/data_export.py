@@ -8,9 +8,12 @@ LIST answers at most 20 bundles whose Stop is after `start`, oldest first. GET i
 """
 
 import logging
+import time
 
 from tap_fullstory.errors import FatalAPIError, UnexpectedAnswer
-from tap_fullstory.units import Unit, end_second, format_moment, format_stop, plan_bundles
+from tap_fullstory.spool import Provenance
+from tap_fullstory.timestamps import format_time
+from tap_fullstory.units import BundlePlan, Unit, end_second
 
 LOGGER = logging.getLogger(__name__)
 
@@ -66,7 +69,7 @@ class DataExportAPI:
                                    f"list ({type(exports).__name__}); check that {SETTING} "
                                    "points at the Data Export API.")
         page = [bundle_from(entry) for entry in exports]
-        LOGGER.debug("Listed %d bundle(s) ending after %s.", len(page), format_stop(start))
+        LOGGER.debug("Listed %d bundle(s) ending after %s.", len(page), format_time(start))
         return page
 
     def download(self, bundle, sink):
@@ -83,35 +86,39 @@ class BundleSource:
     layout = "array"
     unit_name = "bundle"
 
-    def __init__(self, transport, config):
+    def __init__(self, transport, config, now=time.time):
         self.api = DataExportAPI(transport, config.base_url)
         self.end_date = config.end_date
         self.end = end_second(config.end_date)
         self.host = config.base_url
+        self.now = now
 
-    def plan(self, start):
-        """The bundles with Stop after `start` and Start before end_date, oldest first."""
-        return list(plan_bundles(self.api, start, self.end))
+    def plan(self, start, whole=False):
+        """The bundles with Stop after `start` and Start before end_date, oldest first,
+        listed a page at a time as they are reached."""
+        return BundlePlan(self.api, start, self.end, self.now())
 
     def check(self, start):
         """`--test`: one line on what there is to sync from `start` (unix seconds)."""
-        bundles = self.plan(start)
-        newest = f"; the newest ends at {bundles[-1].stop_text}" if bundles else ""
+        count, _, newest = self.plan(start).survey()
+        last = f"; the newest ends at {newest.stop_text}" if newest else ""
         until = ("" if self.end_date is None
-                 else f" and start before end_date {format_moment(self.end_date)}")
-        return (f"{len(bundles)} bundle(s) end after start_date {format_stop(start)}{until}"
-                f"{newest}")
+                 else f" and start before end_date {format_time(self.end_date)}")
+        return f"{count} bundle(s) end after start_date {format_time(start)}{until}{last}"
 
     def describe(self, bundle):
         return f"Bundle {bundle.id}"
 
     def describe_period(self, bundle):
         """The bundle and the period it covers, for lines about it as a whole."""
-        return f"bundle {bundle.id} ({format_stop(bundle.start)} → {format_stop(bundle.stop)})"
+        return (f"bundle {bundle.id} ({format_time(bundle.start)} → "
+                f"{format_time(bundle.stop)})")
 
-    def prepare(self, bundles):
+    def prepare(self, bundles, standing=None):
         """Nothing to start ahead: a bundle is ready as soon as it is listed."""
 
-    def fetch(self, bundle, spool):
-        """Download `bundle` into `spool`; its size."""
-        return self.api.download(bundle, spool)
+    def fetch(self, bundle, spool, standing=None):
+        """Download `bundle` into `spool`. A bundle is one body for ever: its rows keep
+        their numbers whatever the state says."""
+        self.api.download(bundle, spool)
+        return Provenance()

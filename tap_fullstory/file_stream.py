@@ -6,6 +6,7 @@ downloads run on background threads (feed.py). `state()` is at every moment the 
 that covers exactly the records handed to the writer.
 """
 
+import collections
 import functools
 import itertools
 import logging
@@ -15,28 +16,32 @@ import backoff
 from singer import metrics
 
 from tap_fullstory import catalog as catalogs
-from tap_fullstory.config import parse_timestamp
 from tap_fullstory.data_export import BundleSource
 from tap_fullstory.decode import iter_events
 from tap_fullstory.errors import BundleFormatError, NotFound, TapError
 from tap_fullstory.feed import Prefetcher, in_background
 from tap_fullstory.progress import SyncProgress
 from tap_fullstory.segment_export import ExportFailed, WindowSource
-from tap_fullstory.shape import RecordShaper
-from tap_fullstory.spool import check_spool_dir, download
+from tap_fullstory.shape import Bounds, RecordShaper
+from tap_fullstory.spool import Standing, check_spool_dir, download
 from tap_fullstory.state import read_unit_bookmark
 from tap_fullstory.stopping import STOP
-from tap_fullstory.units import format_moment, format_stop
+from tap_fullstory.timestamps import format_time
 
 LOGGER = logging.getLogger(__name__)
 POISON = (BundleFormatError, NotFound, ExportFailed)  # what on_bad_bundle: skip passes over
+MAX_SKIPS_IN_A_ROW = 5  # more bad units than this in a row is a setting or an outage
+SKIP_BATCH = 1 << 16    # rows passed over between two looks at the stop request
+# What a row no decoder or shaper rule foresaw raises: a malformed row, never a traceback.
+MALFORMED = (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError,
+             OverflowError, UnicodeError)
 
 
-def make_source(stream, transport, config, bookmark):
+def make_source(stream, transport, config):
     """Where a file-based stream's units come from."""
     if stream.export_type == "TYPE_EVENT" and config.source != "segment_export":
         return BundleSource(transport, config)
-    return WindowSource(transport, config, stream.export_type, bookmark)
+    return WindowSource(transport, config, stream.export_type)
 
 
 def unexpected_type(content_type):
@@ -48,19 +53,25 @@ def unexpected_type(content_type):
 
 
 class Position:
-    """The unit being emitted and how many of its rows are out: what a STATE records."""
+    """The unit being emitted, how many of its rows are out, and the export they came from:
+    what a STATE records."""
 
     __slots__ = ("unit", "done", "origin")
 
     def __init__(self, unit, done, origin):
         self.unit, self.done, self.origin = unit, done, origin
 
+    def standing(self):
+        """Where the unit stands now, for downloading it again."""
+        return Standing(self.done, dict(self.origin))
+
 
 class Unfetchable:
     """A poison unit found while downloading (a 404), handed over in the feed's order."""
 
-    def __init__(self, unit, error):
+    def __init__(self, unit, error, standing):
         self.unit, self.error = unit, error
+        self.first_row, self.origin = standing.rows_done, dict(standing.origin)
 
     def close(self):
         pass
@@ -75,7 +86,7 @@ class FileStreamSync:
         self.config, self.writer, self.keeper = config, writer, keeper
         id_key, stop_key, _ = stream.unit_fields
         self.bookmark = read_unit_bookmark(keeper.value(), self.name, id_key, stop_key)
-        self.source = make_source(stream, transport, config, self.bookmark)
+        self.source = make_source(stream, transport, config)
         catalogs.require_fields(entry, stream)
         fields = catalogs.emitted_fields(entry)
         schema = entry.schema.to_dict()
@@ -88,6 +99,8 @@ class FileStreamSync:
         self.schema = catalogs.emitted_schema(schema, fields)
         self.position = None
         self.progress = None
+        self._resuming = self.bookmark.unit_id  # until the plan shows it is still offered
+        self._skips_in_a_row = 0
 
     def state(self):
         """The STATE value for exactly what has been handed to the writer."""
@@ -103,94 +116,121 @@ class FileStreamSync:
                                  [self.stream.replication_key])
         check_spool_dir(config.spool_dir)
         start = self.bookmark.list_from(config.start_date)
-        resuming = self.bookmark.unit_id
+        if self._resuming is not None:
+            resuming = f" (resuming {self._resuming} after row {self.bookmark.rows_done})"
+        else:
+            resuming = ""
         LOGGER.info("%s: planning from %s: everything that ends after %s%s.", self.name,
-                    self.source.host, format_stop(start),
-                    f" (resuming {resuming} after row {self.bookmark.rows_done})"
-                    if resuming else "")
-        units = in_background(lambda: self.source.plan(start), "plan")
-        if config.end_date is not None and not self.stream.start_field:
-            # no time to split rows on: a unit belongs to the range its Stop falls in
-            units = [unit for unit in units if unit.stop <= config.end_date.timestamp()]
-        if resuming is not None and resuming not in {unit.id for unit in units}:
-            LOGGER.warning("%s %s, which the state says is partly emitted, is no longer "
-                           "offered; its remaining rows cannot be read.",
-                           self.source.unit_name.capitalize(), resuming)
+                    self.source.host, format_time(start), resuming)
+        # without a time to split rows on (individuals), a unit belongs to the range its
+        # Stop falls in
+        plan = self.source.plan(start, whole=not self.stream.start_field)
+        survey = in_background(plan.survey, "plan")
         paced = config.max_downloads_per_minute if self.source.unit_name == "bundle" else None
-        self.progress = SyncProgress(self.name, units, self.source.unit_name, paced)
-        ahead = config.max_exports_in_flight
-
-        def jobs():
-            for number, unit in enumerate(units):
-                yield functools.partial(self._download, unit, units[number:number + ahead])
-
+        self.progress = SyncProgress(self.name, survey, self.source.unit_name, paced)
         with metrics.record_counter(self.name) as counter, \
-                Prefetcher(jobs, ahead=1, name="feed") as feed:
-            for spool in feed:
+                Prefetcher(functools.partial(self._jobs, plan), ahead=1, name="feed") as feed:
+            for fetched in feed:
                 started = time.monotonic()
-                unit = spool.unit
-                resume_at = self.bookmark.rows_to_skip(unit.id)
-                emitted, passed_over = self._emit_unit(spool, resume_at)
-                origin = self.position.origin if self.position else None
+                unit = fetched.unit
+                self._still_offered(unit)
+                emitted, passed_over = self._emit_unit(fetched)
                 self.position = None
                 counter.increment(emitted)
                 if not passed_over:
                     if self.end is not None and unit.stop > self.end.timestamp():
                         # the next range has the rest of this unit's events
-                        self.bookmark = self.bookmark.events_before(
-                            unit, format_moment(self.end), origin)
+                        self.bookmark = self.bookmark.reached(format_time(self.end))
                     else:
                         self.bookmark = self.bookmark.done(unit)
+                    self._skips_in_a_row = 0
                     self.writer.write_state(self.state())
-                    self.progress.unit_done(spool, emitted, time.monotonic() - started, resume_at)
+                    self.progress.unit_done(unit, fetched.spool.size, emitted,
+                                            time.monotonic() - started, fetched.first_row)
                 STOP.check()
+        self._still_offered(None)
         self.shaper.report(LOGGER)
         self.progress.finished(self.writer.waited - waited)
 
-    def _download(self, unit, coming=()):
-        """A feed job: `unit`'s body in a Spool, or an Unfetchable when the unit is poison
-        (the emitting side fails or skips it, as on_bad_bundle says). `coming` are the units
-        from this one on, whose exports the source may start ahead."""
+    def _jobs(self, plan):
+        """The feed's jobs, made on its thread as the plan is walked (bundles are listed a
+        page at a time): each downloads one unit, with the next ones in view so that a
+        source can start their exports ahead."""
+        ahead = self.config.max_exports_in_flight
+        initial = self.bookmark  # only the first unit can be the one it has in progress
+        units = iter(plan)
+        coming = collections.deque(itertools.islice(units, ahead))
+        while coming:
+            unit = coming[0]
+            standing = Standing(initial.rows_to_skip(unit.id), initial.origin_of(unit.id))
+            yield functools.partial(self._download, unit, standing, list(coming))
+            coming.popleft()
+            coming.extend(itertools.islice(units, 1))
+
+    def _still_offered(self, unit):
+        """The first unit of the plan (None: the plan is empty) must be the one the state
+        has in progress, if any; else that one is no longer offered, and what is out of it
+        is recorded under `skipped` rather than lost silently."""
+        resuming, self._resuming = self._resuming, None
+        if resuming is None or (unit is not None and unit.id == resuming):
+            return
+        done = self.bookmark.rows_done
+        reason = (f"{self.source.unit_name} {resuming} was partly emitted ({done} row(s)) and "
+                  "is no longer offered: FullStory's retention passed it, or end_date, "
+                  "settle_hours, export_window_hours or source changed since")
+        LOGGER.error("Skipped %s. It is listed under 'skipped' in the state with the rows of "
+                     "it that are out; see the README to fetch the rest again.", reason)
+        self.bookmark = self.bookmark.vanished(reason + ".")
+        self.writer.write_state(self.state())
+
+    def _download(self, unit, standing, coming=()):
+        """A feed job: `unit`'s body as a FetchedUnit, or an Unfetchable when the unit is
+        poison (the emitting side fails or skips it, as on_bad_bundle says). `standing` is
+        where the unit stands; `coming` are the units from this one on, whose exports the
+        source may start ahead."""
         try:
             if coming:
-                self.source.prepare(coming)
-            return download(self.source, unit, self.config.spool_dir)
+                self.source.prepare(coming, standing)
+            return download(self.source, unit, standing, self.config.spool_dir)
         except POISON as exc:
-            return Unfetchable(unit, exc)
+            return Unfetchable(unit, exc, standing)
 
-    def _emit_unit(self, spool, resume_at):
-        """Emit one unit from row `resume_at`: (how many records went out, whether it was
-        passed over, as on_bad_bundle: skip says)."""
-        unit = spool.unit
-        self.position = Position(unit, resume_at, None)
-        self.shaper.since = self.config.start_date
-        self.shaper.finishes_unit = self.end is None or unit.stop <= self.end.timestamp()
-        if unit.id == self.bookmark.unit_id and self.bookmark.before is not None:
-            self.shaper.since = max(self.config.start_date,
-                                    parse_timestamp(self.bookmark.before))
+    def _bounds(self, unit):
+        """Which of `unit`'s rows this run emits: from start_date or the bookmark, whichever
+        is later (a bookmark from another grid or source bounds them too), to end_date."""
+        finishes = self.end is None or unit.stop <= self.end.timestamp()
+        return Bounds(self.bookmark.since(self.config.start_date), self.end, finishes)
+
+    def _emit_unit(self, fetched):
+        """Emit one fetched unit from its first row not yet out: (how many records went
+        out, whether it was passed over, as on_bad_bundle: skip says)."""
+        unit = fetched.unit
+        self.position = Position(unit, fetched.first_row, fetched.origin)
+        bounds = self._bounds(unit)
         emitted = 0
         delays = backoff.expo(factor=self.config.retry_backoff_seconds)
         next(delays)  # backoff's generators start with a priming value
         for attempt in itertools.count(1):
             try:
-                if isinstance(spool, Unfetchable):
-                    raise spool.error
-                with spool:
-                    if spool.renumbered:  # a new export: its rows may come in a new order
+                if isinstance(fetched, Unfetchable):
+                    raise fetched.error
+                with fetched:
+                    if fetched.renumbered:  # a new export: its rows may come in a new order
                         self.position.done = 0
-                    self.position.origin = spool.origin
-                    emitted += self._emit_rows(spool)
+                    self.position.origin = fetched.origin
+                    emitted += self._emit_rows(fetched.spool, bounds)
                 return emitted, False
             except POISON as exc:
-                if isinstance(exc, BundleFormatError) and not isinstance(spool, Unfetchable):
-                    exc.served_as = unexpected_type(spool.content_type)
-                if isinstance(spool, Unfetchable) or attempt > self.config.max_retries:
+                if isinstance(exc, BundleFormatError) and not isinstance(fetched, Unfetchable):
+                    exc.served_as = unexpected_type(fetched.spool.content_type)
+                if isinstance(fetched, Unfetchable) or attempt > self.config.max_retries:
                     return self._give_up(unit, exc, emitted)
                 wait = backoff.full_jitter(next(delays))
                 LOGGER.warning("%s Downloading it again in %.1f s (try %d of %d).", exc,
                                wait, attempt + 1, self.config.max_retries + 1)
                 STOP.wait(wait)
-                spool = in_background(lambda: self._download(unit), "retry")
+                standing = self.position.standing()
+                fetched = in_background(lambda s=standing: self._download(unit, s), "retry")
 
     def _give_up(self, unit, exc, emitted):
         """Fail on a poison unit, or skip it (on_bad_bundle); the records it gave."""
@@ -200,6 +240,13 @@ class FileStreamSync:
         if self.config.on_bad_bundle != "skip":
             raise TapError(f"{reason} {self._what_to_do(exc, done)} (on_bad_bundle: skip "
                            "would pass over it).") from None
+        if self._skips_in_a_row >= MAX_SKIPS_IN_A_ROW:
+            raise TapError(f"{reason} That is {self._skips_in_a_row + 1} bad "
+                           f"{self.source.unit_name}s in a row: not bad data but a setting or "
+                           "an outage, so this one is not skipped. Check the settings the "
+                           "lines above name, then run again from the last STATE, which "
+                           "resumes at it.") from None
+        self._skips_in_a_row += 1
         LOGGER.error("Skipped %s: %s%s It is listed under 'skipped' in the state; see the "
                      "README to fetch it again.", self.source.describe_period(unit), reason,
                      f" Its first {done} row(s) are out." if done else "")
@@ -219,27 +266,36 @@ class FileStreamSync:
             return "Run again to export it afresh; the last STATE resumes at this window"
         return "Run again to list bundles afresh"
 
-    def _emit_rows(self, spool):
-        """Emit rows from position.done on; how many records went out. Checks the stop
-        request between rows; position.done is exact however this ends."""
+    def _emit_rows(self, spool, bounds):
+        """Emit rows from position.done on, within `bounds`; how many records went out.
+        Checks the stop request between rows (and while passing over rows already out);
+        position.done is exact however this ends."""
         unit, shaper, writer, position = spool.unit, self.shaper, self.writer, self.position
         writer.start_records(self.name, time_extracted=spool.time_extracted)
         identity = shaper.identity_values(unit)
         checkpoint_every = self.config.checkpoint_every
         emitted = since_state = 0
-        events = itertools.islice(iter_events(spool.open_reader, unit.id, self.source.layout,
-                                              self.source.describe(unit)),
-                                  position.done, None)
-        for row, event in enumerate(events, start=position.done):
-            if STOP.signum is not None:
+        what = self.source.describe(unit)
+        events = iter_events(spool.open_reader, unit.id, self.source.layout, what)
+        try:
+            for passed in range(0, position.done, SKIP_BATCH):
+                collections.deque(itertools.islice(events, min(SKIP_BATCH,
+                                                               position.done - passed)),
+                                  maxlen=0)  # consumed in C
                 STOP.check()
-            record = shaper.shape(event, identity, row)
-            if record is not None:
-                writer.write_record(record)
-                emitted += 1
-                since_state += 1
-            position.done = row + 1
-            if since_state >= checkpoint_every:
-                writer.write_state(self.state())
-                since_state = 0
+            for row, event in enumerate(events, start=position.done):
+                if STOP.signum is not None:
+                    STOP.check()
+                record = shaper.shape(event, identity, row, bounds)
+                if record is not None:
+                    writer.write_record(record)
+                    emitted += 1
+                    since_state += 1
+                position.done = row + 1
+                if since_state >= checkpoint_every:
+                    writer.write_state(self.state())
+                    since_state = 0
+        except MALFORMED as exc:
+            raise BundleFormatError(f"{what} row {position.done} is malformed: it could not "
+                                    f"be read ({type(exc).__name__}).") from None
         return emitted

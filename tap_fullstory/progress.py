@@ -9,13 +9,10 @@ line says how much of its time went to waiting for the target to read stdout.
 
 import logging
 import time
-from datetime import datetime, timezone
+
+from tap_fullstory.timestamps import HUMAN, format_time
 
 LOGGER = logging.getLogger(__name__)
-
-
-def _moment(unix_seconds):
-    return datetime.fromtimestamp(unix_seconds, tz=timezone.utc).strftime("%Y-%m-%d %H:%M")
 
 
 def duration(seconds):
@@ -32,16 +29,17 @@ def duration(seconds):
 class SyncProgress:
     """Logs one file-based stream's progress; `clock` is injectable for tests.
 
-    `per_minute` is the download limit the units are paced to (None: not paced)."""
+    `survey` is what the plan holds (units.Survey); `per_minute` is the download limit the
+    units are paced to (None: not paced)."""
 
-    def __init__(self, stream, units, unit="bundle", per_minute=None, clock=time.monotonic):
+    def __init__(self, stream, survey, unit="bundle", per_minute=None, clock=time.monotonic):
         self.stream, self.unit, self.clock = stream, unit, clock
-        self.total = len(units)
+        self.total = survey.count
         self.per_minute = per_minute
         self.started = clock()
         self.events = 0
         self.done = 0
-        if not units:
+        if not self.total:
             LOGGER.info("%s: no new %ss, nothing to sync.", stream, unit)
             return
         limit = ""
@@ -50,12 +48,13 @@ class SyncProgress:
             limit = (f"; FullStory's download limit alone takes at least {duration(floor)} "
                      f"({self.total} downloads at {per_minute:,.10g} a minute)")
         LOGGER.info("%s: %d %s(s) to sync, ending %s … %s UTC%s.", stream, self.total, unit,
-                    _moment(units[0].stop), _moment(units[-1].stop), limit)
+                    format_time(survey.first.stop, HUMAN), format_time(survey.last.stop, HUMAN),
+                    limit)
 
     def eta(self):
         """Seconds until the last unit is out: the pace so far, or the download limit if
         that is slower."""
-        left = self.total - self.done
+        left = max(0, self.total - self.done)
         if not left:
             return 0.0
         pace = (self.clock() - self.started) / self.done * left
@@ -69,18 +68,18 @@ class SyncProgress:
         self.done += 1
         self.events += emitted
 
-    def unit_done(self, spool, emitted, seconds, resumed_at=0):
-        """One line for a unit just emitted in full."""
+    def unit_done(self, unit, size, emitted, seconds, resumed_at=0):
+        """One line for a unit just emitted in full (`size`: its bytes on the wire)."""
         self.done += 1
         self.events += emitted
-        unit = spool.unit
+        self.total = max(self.total, self.done)  # bundles completed since the plan's count
         rate = f", {emitted / seconds:,.0f} events/s" if seconds > 0 and emitted else ""
         resumed = f", resumed after row {resumed_at}" if resumed_at else ""
         left = f"; ETA {duration(self.eta())}" if self.done < self.total else ""
         LOGGER.info("%s %d/%d %s (%s → %s): %s record(s), %.1f MB%s%s%s.",
                     self.unit.capitalize(), self.done, self.total, unit.id,
-                    _moment(unit.start), _moment(unit.stop), f"{emitted:,}",
-                    spool.size / 1e6, rate, resumed, left)
+                    format_time(unit.start, HUMAN), format_time(unit.stop, HUMAN),
+                    f"{emitted:,}", size / 1e6, rate, resumed, left)
 
     def finished(self, waited=0.0):
         """The stream's last line; `waited` is the seconds spent blocked writing stdout."""

@@ -15,7 +15,7 @@ same window exported again has the same rows, which the in-window checkpoints re
 
 import logging
 import time
-from datetime import datetime, timezone
+from urllib.parse import urlsplit
 
 import backoff
 import ciso8601
@@ -27,7 +27,9 @@ from tap_fullstory.errors import (
     SettingRefused,
     UnexpectedAnswer,
 )
-from tap_fullstory.units import end_second, format_moment, format_stop, plan_windows
+from tap_fullstory.spool import Provenance
+from tap_fullstory.timestamps import API, format_time
+from tap_fullstory.units import end_second, plan_windows
 
 LOGGER = logging.getLogger(__name__)
 
@@ -47,6 +49,13 @@ class ExportFailed(FatalAPIError):
 
 class ExportExpired(NotFound):
     """A Segment export's results are gone; the window must be exported again."""
+
+
+def is_expired(expires, now):
+    """True when an export whose results.expires is `expires` (RFC 3339, or None: unknown)
+    cannot be counted on any more at `now` (unix seconds)."""
+    moment = expiry(expires)
+    return moment is not None and moment - EXPIRY_MARGIN_SECONDS <= now
 
 
 def expires_at(answer):
@@ -93,10 +102,6 @@ def mid_sentence(what):
     return what[:1].lower() + what[1:]
 
 
-def rfc3339(unix_seconds):
-    return datetime.fromtimestamp(unix_seconds, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 class SegmentExportAPI:
     """The four calls of one export, on the host in `api_base_url`."""
 
@@ -107,7 +112,7 @@ class SegmentExportAPI:
 
     def create(self, export_type, start, stop, what):
         """Start an export of [start, stop) (unix seconds); its operationId."""
-        window = {"start": rfc3339(start), "end": rfc3339(stop)}
+        window = {"start": format_time(start, API), "end": format_time(stop, API)}
         body = {"segmentId": self.segment_id, "type": export_type, "format": "FORMAT_NDJSON",
                 "timeRange": window, "segmentTimeRange": window}
         check = (f"check segment_id ({self.segment_id!r}: an id the segments stream lists, "
@@ -157,6 +162,12 @@ class SegmentExportAPI:
         if not isinstance(location, str) or not location:
             raise UnexpectedAnswer(f"FullStory's results for export {search_id} have no "
                                    "location.")
+        parts = urlsplit(location)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            # the window's export is unusable, like a FAILED one (never quote the signature)
+            raise ExportFailed(f"FullStory's results for export {search_id} name a download "
+                               f"location that is not an http(s) URL (it starts "
+                               f"{location[:8]!r}).")
         return location
 
     def download(self, location, sink, what):
@@ -172,86 +183,87 @@ class WindowSource:
     layout = "ndjson"
     unit_name = "window"
 
-    def __init__(self, transport, config, export_type, bookmark, now=time.time):
+    def __init__(self, transport, config, export_type, now=time.time):
         self.api = SegmentExportAPI(transport, config.api_base_url, config.segment_id)
-        self.config, self.export_type, self.bookmark = config, export_type, bookmark
+        self.config, self.export_type = config, export_type
         self.now = now
         self.host = config.api_base_url
         self.in_flight = config.max_exports_in_flight
-        self._exports = {}  # window id -> the export this run reads it from
+        self._ahead = {}    # window id -> the operation created ahead for it, until fetched
         self._created = {}  # operationId -> when this run created it (time.monotonic)
 
     def window_id(self, begin):
         return begin * 100 + self.config.export_window_hours
 
-    def plan(self, start):
-        """Aligned windows from `start` that begin before end_date and have settled."""
+    def plan(self, start, whole=False):
+        """Aligned windows from `start` that begin before end_date (`whole`: that end by
+        it) and have settled."""
         settled = int(self.now()) - self.config.settle_hours * 3600
-        return plan_windows(start, end_second(self.config.end_date), settled,
-                            self.config.export_window_hours, self.window_id)
+        end = self.config.end_date
+        end = None if end is None else (int(end.timestamp()) if whole else end_second(end))
+        return plan_windows(start, end, settled, self.config.export_window_hours,
+                            self.window_id, whole)
 
     def check(self, start):
         """`--test`: one line on what there is to sync from `start` (unix seconds)."""
-        windows = self.plan(start)
-        newest = f"; the newest ends at {windows[-1].stop_text}" if windows else ""
+        count, _, newest = self.plan(start).survey()
+        last = f"; the newest ends at {newest.stop_text}" if newest else ""
         end = self.config.end_date
-        until = "" if end is None else f" to end_date {format_moment(end)}"
-        return (f"{len(windows)} settled {self.config.export_window_hours} h window(s) from "
-                f"start_date {format_stop(start)}{until}{newest}")
+        until = "" if end is None else f" to end_date {format_time(end)}"
+        return (f"{count} settled {self.config.export_window_hours} h window(s) from "
+                f"start_date {format_time(start)}{until}{last}")
 
     def describe(self, window):
-        return f"Window {format_stop(window.start)} to {format_stop(window.stop)}"
+        return f"Window {format_time(window.start)} to {format_time(window.stop)}"
 
     def describe_period(self, window):
         """The window, for lines about it as a whole (its name is its period)."""
         return mid_sentence(self.describe(window))
 
-    def prepare(self, windows):
-        """Start the exports of the next `windows` (the first is fetched next), so that up
-        to max_exports_in_flight run at FullStory at once. A 429 on creating one lowers that
-        number for the rest of the run."""
-        for window in windows[:self.in_flight]:
-            if self._saved(window):
+    def prepare(self, windows, standing=None):
+        """Start the exports of the next `windows` (the first is fetched next; `standing` is
+        where it stands), so that up to max_exports_in_flight run at FullStory at once. A
+        429 on creating one lowers that number for the rest of the run."""
+        for number, window in enumerate(windows[:self.in_flight]):
+            if window.id in self._ahead or (number == 0 and standing and standing.origin):
                 continue
             limited = self.api.transport.rate_limits["create export"]
-            operation = self._create(window, self.describe(window))
-            self._exports[window.id] = {"operationId": operation}
+            self._ahead[window.id] = self._create(window, self.describe(window))
             if self.api.transport.rate_limits["create export"] > limited and self.in_flight > 1:
                 self.in_flight -= 1
                 LOGGER.info("FullStory rate-limited creating exports: at most %d in flight from "
                             "now on.", self.in_flight)
 
-    def _saved(self, window):
-        """The export this run (or the state) already has for `window`, or None."""
-        saved = self._exports.get(window.id)
-        if saved is None and window.id == self.bookmark.unit_id and self.bookmark.origin:
-            saved = self.bookmark.origin
-        return saved
-
-    def fetch(self, window, spool):
-        """Export `window` (or read the export made ahead, or saved in the state) and
-        download its file into `spool`; returns its size. A signed location that lapses
-        (404) or that storage refuses (401/403) is asked for afresh, once; an export that
-        FullStory no longer has is made again."""
+    def fetch(self, window, spool, standing):
+        """Export `window` (or read the export made ahead, or the one `standing` names) and
+        download its file into `spool`; what it came from. A signed location that lapses
+        (404) or that storage refuses (401/403) is asked for afresh, once; an export
+        FullStory no longer has, or whose location answers 404 again, is made again."""
         what = self.describe(window)
-        bookmark = self.bookmark
-        if window.id == bookmark.unit_id and bookmark.rows_done and not bookmark.origin:
+        saved, renumbered = dict(standing.origin), False
+        if standing.rows_done and not saved:
             # a partly sent window whose export the state does not name (a hand-written
             # state): a new export promises no row order, so skipping by position could lose
             LOGGER.warning("%s: the state says %d row(s) of it are out but names no export; "
                            "a new export is read from its first row, so those rows may "
-                           "repeat.", what, bookmark.rows_done)
-            spool.renumbered = True
-        location = self._location(window, self._saved(window), spool, what)
+                           "repeat.", what, standing.rows_done)
+            renumbered = True
+        if not saved and window.id in self._ahead:
+            saved = {"operationId": self._ahead.pop(window.id)}
+        origin, location, anew = self._location(window, saved, what)
+        renumbered = renumbered or anew
         try:
-            return self.api.download(location, spool, what)
+            self.api.download(location, spool, what)
+            return Provenance(origin, renumbered)
         except (NotFound, DownloadRefused) as exc:
             LOGGER.warning("%s: the download location answered %s; asking FullStory for a "
                            "fresh one.", what, _status(exc))
             first = exc
-        location = self._location(window, spool.origin, spool, what)
+        origin, location, anew = self._location(window, origin, what)
+        renumbered = renumbered or anew
         try:
-            return self.api.download(location, spool, what)
+            self.api.download(location, spool, what)
+            return Provenance(origin, renumbered)
         except DownloadRefused as exc:
             raise DownloadRefused(
                 f"{exc} It did so again with a fresh location (first: {_status(first)}): "
@@ -260,46 +272,55 @@ class WindowSource:
                 "not api_base_url). This is not the API key's permission. Allow that host, "
                 "then run again from the last STATE.", exc.response, exc.said) from None
         except NotFound as exc:
+            LOGGER.warning("%s: the export's file answered %s again, with a fresh location; "
+                           "exporting the window again. Its rows are sent again from the "
+                           "first, so rows already sent from it may repeat.", what,
+                           _status(exc))
+            second = exc
+        origin, location, _ = self._location(window, {}, what)
+        try:
+            self.api.download(location, spool, what)
+            return Provenance(origin, True)
+        except NotFound as exc:
             raise SettingRefused(
-                f"{what}: FullStory's storage answered 404 for the export's download twice, "
-                f"with a fresh location each time ({exc}); check the proxy between the tap "
-                "and FullStory, then run again from the last STATE.", exc.response,
-                exc.said) from None
+                f"{what}: FullStory's storage answered 404 for the export's download three "
+                f"times, the last from a new export ({_status(second)}, then "
+                f"{_status(exc)}); check the proxy between the tap and FullStory, then run "
+                "again from the last STATE.", exc.response, exc.said) from None
 
-    def _location(self, window, saved, spool, what):
-        """The download location of `window`'s export: the saved one while FullStory still
-        has it (until its results.expires), else a new export's. Notes the export on
-        `spool` for the STATE."""
-        saved = dict(saved or {})
+    def _location(self, window, saved, what):
+        """(the export `window` is read from, its download location, whether it is a new
+        export): the saved one while FullStory still has it (until its results.expires),
+        else a new one. An export made ahead that expired by its turn is made again."""
         search_id = saved.get("searchExportId")
-        expires = expiry(saved.get("expires"))
-        if search_id and expires is not None and \
-                expires - EXPIRY_MARGIN_SECONDS <= self.now():
+        renumbered = False
+        if search_id and is_expired(saved.get("expires"), self.now()):
             LOGGER.info("%s: export %s expired at %s (results.expires); exporting the window "
                         "again. Its rows are sent again from the first, so rows already "
                         "sent from it may repeat.", what, search_id, saved["expires"])
-            spool.renumbered, saved = True, {}
+            saved, renumbered = {}, True
         elif search_id:
             try:
-                location = self.api.location(search_id)
-                spool.origin = saved
-                return location
+                return saved, self.api.location(search_id), False
             except ExportExpired:
                 LOGGER.warning("%s: export %s has expired; exporting the window again. Its "
                                "rows are sent again from the first, so rows already sent "
                                "from it may repeat.", what, search_id)
-                spool.renumbered = True
-                saved = {}
+                saved, renumbered = {}, True
         operation = saved.get("operationId")
-        if operation is None:
-            operation = self._create(window, what)
-        search_id, expires = self._wait_for(operation, what)
-        spool.origin = {"operationId": operation, "searchExportId": search_id}
+        for attempt in (1, 2):
+            if operation is None:
+                operation = self._create(window, what)
+            search_id, expires = self._wait_for(operation, what)
+            if attempt == 2 or not is_expired(expires, self.now()):
+                break
+            LOGGER.info("%s: export %s, made ahead, expired at %s (results.expires) before "
+                        "its turn; exporting the window again.", what, search_id, expires)
+            operation = None
+        origin = {"operationId": operation, "searchExportId": search_id}
         if expires is not None:
-            spool.origin["expires"] = expires  # a string, as FullStory wrote it
-        # A retry of this window reads this same export, so its rows keep their numbers.
-        self._exports[window.id] = spool.origin
-        return self.api.location(search_id)
+            origin["expires"] = expires  # a string, as FullStory wrote it
+        return origin, self.api.location(search_id), renumbered
 
     def _create(self, window, what):
         operation = self.api.create(self.export_type, window.start, window.stop, what)
@@ -316,7 +337,7 @@ class WindowSource:
             if answer.get("state") in ("COMPLETED", "FAILED"):
                 return False
             percent = answer.get("estimatePctComplete")
-            if percent is not None and percent not in reported:
+            if type(percent) in (int, float) and percent not in reported:
                 reported.add(percent)
                 LOGGER.info("%s: export %s%% complete.", what, percent)
             return True
@@ -325,16 +346,16 @@ class WindowSource:
             poll_waits, pending, max_time=POLL_GIVE_UP_SECONDS, jitter=None, logger=None,
             first=max(self.config.retry_backoff_seconds, POLL_MIN_SECONDS),
             longest=POLL_MAX_SECONDS,
-            started=self._created.get(operation))(self.api.operation)
+            started=self._created.pop(operation, None))(self.api.operation)
         answer = poll(operation)
         state = answer.get("state")
         if state == "FAILED":
             details = answer.get("errorDetails") or "no details given"
             raise ExportFailed(f"FullStory could not export {mid_sentence(what)} (operation "
-                               f"{operation}): {details}.")
+                               f"{operation}): {str(details)[:300]}.")
         if state != "COMPLETED":
-            raise FatalAPIError(f"Export operation {operation} was still {state} after "
-                                f"{POLL_GIVE_UP_SECONDS // 3600} h; run again later.")
+            raise FatalAPIError(f"Export operation {operation} was still {str(state)[:40]} "
+                                f"after {POLL_GIVE_UP_SECONDS // 3600} h; run again later.")
         results = answer.get("results")
         search_id = results.get("searchExportId") if isinstance(results, dict) else None
         if not isinstance(search_id, str) or not search_id:

@@ -15,6 +15,7 @@ int above 2**63 - 1, a Decimal (a number beyond a double), a string in an intege
 import operator
 import struct
 from collections import Counter
+from typing import NamedTuple
 
 import ciso8601
 
@@ -60,6 +61,17 @@ def _as_key(value, rule):
     return value
 
 
+class Bounds(NamedTuple):
+    """Which rows of one unit a run emits, by their start time: from `since` (start_date,
+    or the bookmark if later) to before `until` (end_date, or None). `finishes_unit` is
+    False while the unit straddles `until`: a row without a readable start then waits for
+    the run that finishes the unit."""
+
+    since: object
+    until: object = None
+    finishes_unit: bool = True
+
+
 def _rule(prop):
     if prop.get("format") == DATE_TIME:
         return DATE_TIME
@@ -94,47 +106,47 @@ class RecordShaper:
         self._plans = {}
         self._start_field = start_field if start_date is not None else None
         self._start_date = start_date
-        self.since = start_date  # rows before it are not emitted (a resume may move it on)
-        self._end_date = end_date
+        self._whole_range = Bounds(start_date, end_date)
         self.misfits = Counter()
         self.before_start_date = 0
         self.already_out = 0  # before `since` but not start_date: sent by an earlier run
         self.after_end_date = 0
         self.unreadable_event_start = 0  # emitted unchecked against start_date
         self.held_back = 0  # no readable start, in a unit the next range finishes
-        self.finishes_unit = True  # False while a unit straddles end_date
 
     def identity_values(self, unit):
         """The fields that go on every record of `unit`, its row number excluded."""
         values = {"id": unit.id, "stop": unit.stop_text}
         return {name: values[role] for role, name in self._unit_fields.items()}
 
-    def shape(self, event, identity=None, row=None):
-        """The record for `event` at `row` of its unit, or None if before start_date.
+    def shape(self, event, identity=None, row=None, bounds=None):
+        """The record for `event` at `row` of its unit, or None if its start is outside
+        `bounds` (default: start_date to end_date).
 
         Takes `event` over (it becomes the record). Events with the same keys and value
         types share a plan worked out once, so most events cost a lookup and a few moves.
         """
         start = event.get(self._start_field) if self._start_field else None
         if type(start) is str:  # parsed once: for the range and as its own validity check
+            since, until, finishes_unit = bounds or self._whole_range
             try:
                 moment = ciso8601.parse_rfc3339(start)
             except ValueError:
-                if not self.finishes_unit:
+                if not finishes_unit:
                     return self._held_back()
                 self.unreadable_event_start += 1
                 return self._shape_each_value(event, identity, row)
-            if moment < self.since:
+            if moment < since:
                 if moment < self._start_date:
                     self.before_start_date += 1
                 else:
                     self.already_out += 1
                 return None
-            if self._end_date is not None and moment >= self._end_date:
+            if until is not None and moment >= until:
                 self.after_end_date += 1
                 return None
         elif self._start_field:
-            if not self.finishes_unit:
+            if not (bounds or self._whole_range).finishes_unit:
                 return self._held_back()
             if start is not None:
                 self.unreadable_event_start += 1
@@ -243,8 +255,8 @@ class RecordShaper:
             logger.info("%d event(s) earlier than start_date were not emitted.",
                         self.before_start_date)
         if self.already_out:
-            logger.info("%d event(s) an earlier run sent (before its end_date) were not "
-                        "emitted again.", self.already_out)
+            logger.info("%d event(s) earlier than the bookmark (an earlier run sent them) "
+                        "were not emitted again.", self.already_out)
         if self.after_end_date:
             logger.info("%d event(s) at or after end_date were not emitted (the next range "
                         "has them).", self.after_end_date)

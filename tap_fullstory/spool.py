@@ -11,11 +11,10 @@ import errno
 import logging
 import os
 import tempfile
-from datetime import datetime, timezone
-
-from singer.utils import strftime
+from dataclasses import dataclass, field
 
 from tap_fullstory.errors import SpoolError
+from tap_fullstory.timestamps import now_text
 
 LOGGER = logging.getLogger(__name__)
 MB = 1e6
@@ -71,11 +70,6 @@ class Spool:
         self.expected = None
         self.content_type = None
         self.time_extracted = None
-        # Set by the source, opaque here: where the body came from (kept in the STATE, so a
-        # resume reads the same body), and whether its rows may be numbered anew (emit
-        # from the first).
-        self.origin = None
-        self.renumbered = False
 
     def begin(self, expected=None, content_type=None):
         """Start (or restart) the body; `expected` is its size on the wire, if known."""
@@ -106,7 +100,7 @@ class Spool:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise SpoolError(self._full(free_bytes(self.directory))) from None
             raise
-        self.time_extracted = strftime(datetime.now(timezone.utc))
+        self.time_extracted = now_text()
         LOGGER.debug("Downloaded %s (%.1f MB).", self.what, self.size / MB)
 
     def _full(self, free):
@@ -134,13 +128,52 @@ class Spool:
         self.close()
 
 
-def download(source, unit, spool_dir=None):
-    """A new Spool holding `unit`'s body, fetched by `source`; closed if the fetch fails."""
+@dataclass(frozen=True)
+class Standing:
+    """Where a unit stands as it is fetched: its first `rows_done` rows are out, read from
+    the export `origin` names (Segment Export; {} when nothing says)."""
+
+    rows_done: int = 0
+    origin: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """What a source says of a body it fetched: the export it came from (kept in the
+    STATE, so a resume reads the same body), and whether its rows are numbered anew (a
+    new export promises no row order: emit from its first row)."""
+
+    origin: dict = field(default_factory=dict)
+    renumbered: bool = False
+
+
+class FetchedUnit:
+    """A unit's body and where its emission starts: the one owner of both."""
+
+    def __init__(self, unit, spool, provenance, standing):
+        self.unit, self.spool = unit, spool
+        self.origin = dict(provenance.origin)
+        self.renumbered = provenance.renumbered and standing.rows_done > 0
+        self.first_row = 0 if provenance.renumbered else standing.rows_done
+
+    def close(self):
+        self.spool.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+
+def download(source, unit, standing=Standing(), spool_dir=None):
+    """`unit`'s body, fetched by `source` into a new Spool (closed if the fetch fails), and
+    the row its emission starts at, given where the unit stood (`standing`)."""
     spool = Spool(unit, spool_dir, source.describe(unit))
     try:
-        source.fetch(unit, spool)  # counts its bytes into spool.size as they come
+        provenance = source.fetch(unit, spool, standing)  # counts bytes into spool.size
         spool.finish()
     except BaseException:
         spool.close()
         raise
-    return spool
+    return FetchedUnit(unit, spool, provenance, standing)

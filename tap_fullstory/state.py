@@ -10,8 +10,15 @@
 emitted: `rows_done` of its rows (counted from row 0, including rows dropped by start_date)
 are out and must not be sent again. For the Segment Export source it also names the export
 being read (`operationId`, `searchExportId`), so a resume downloads the same result again.
-`skipped` lists the units `on_bad_bundle: skip` passed over, so none is lost silently.
-The earlier public tap's flat `{"events": "<bundle Stop>"}` is read as a bookmark.
+`skipped` lists the units `on_bad_bundle: skip` passed over, so none is lost silently; an
+entry leaves the list once its unit is emitted in full again.
+
+The bookmark `ExportBundleStop` is a moment: every event whose EventStart is before it is
+out. It is the Stop of the last unit emitted in full, or end_date when a run's range ended
+inside a unit; a run emits only events at or after it, whatever units it reads them from
+(another window size, another source). A state from an earlier version with
+`in_progress.events_before` is read as that moment. The earlier public tap's flat
+`{"events": "<bundle Stop>"}` is read as a bookmark.
 """
 
 import copy
@@ -19,6 +26,7 @@ from dataclasses import dataclass, field, replace
 
 from tap_fullstory.config import parse_timestamp
 from tap_fullstory.errors import ConfigError
+from tap_fullstory.timestamps import format_time
 
 STREAM = "events"
 STOP_KEY = "ExportBundleStop"
@@ -35,41 +43,80 @@ class UnitBookmark:
     rows_done: int = 0
     origin: dict = field(default_factory=dict)  # where the unit's body came from (an export)
     skipped: tuple = ()            # units passed over by on_bad_bundle: skip
-    before: str = None             # the unit's events earlier than this are out
     id_key: str = ID_KEY           # how the stream names a unit's id and Stop
     stop_key: str = STOP_KEY
 
+    def moment(self):
+        """The bookmark as an aware datetime (None before the first unit is out)."""
+        return None if self.stop is None else parse_timestamp(
+            self.stop, f"State bookmark {self.stop_key}")
+
+    def since(self, start_date):
+        """The earliest EventStart a run emits: start_date, or the bookmark if later."""
+        moment = self.moment()
+        return start_date if moment is None else max(moment, start_date)
+
     def list_from(self, start_date):
         """The unix second to plan units from: those whose Stop is after it."""
-        moment = start_date if self.stop is None else max(
-            parse_timestamp(self.stop, f"State bookmark {self.stop_key}"), start_date)
-        return int(moment.timestamp())
+        return int(self.since(start_date).timestamp())
 
     def rows_to_skip(self, unit_id):
-        return self.rows_done if unit_id == self.unit_id else 0
+        """How many of `unit_id`'s rows are out: it is in progress, or a partly emitted unit
+        listed under `skipped` that is offered again."""
+        if unit_id == self.unit_id:
+            return self.rows_done
+        return max((entry.get("rows_done", 0) for entry in self.skipped
+                    if entry.get(self.id_key) == unit_id), default=0)
+
+    def origin_of(self, unit_id):
+        """The export the state says `unit_id` is being read from ({} if none)."""
+        return dict(self.origin) if unit_id == self.unit_id else {}
 
     def in_progress(self, unit, rows_done, origin=None):
         """Rows [0, rows_done) of `unit` are out."""
-        before = self.before if unit.id == self.unit_id else None
         return replace(self, unit_id=unit.id, unit_stop=unit.stop_text, rows_done=rows_done,
-                       origin=dict(origin or {}), before=before)
+                       origin=dict(origin or {}))
 
-    def events_before(self, unit, moment, origin=None):
-        """`unit` straddles a run's end_date: its events earlier than `moment` are out, and a
-        later run without that end_date sends the rest."""
-        return replace(self.in_progress(unit, 0, origin), before=moment)
+    def reached(self, moment):
+        """Every event earlier than `moment` (RFC 3339) is out: a run's range ended inside
+        the unit it was reading, and a later run sends the unit's events from `moment`.
+        The bookmark never moves back."""
+        if self.stop is not None and parse_timestamp(moment) < self.moment():
+            moment = self.stop
+        return replace(self, stop=moment, unit_id=None, unit_stop=None, rows_done=0,
+                       origin={})
 
     def done(self, unit):
-        """Every row of `unit` is out."""
-        return replace(self, stop=unit.stop_text, unit_id=None, unit_stop=None, rows_done=0,
-                       origin={}, before=None)
+        """Every row of `unit` is out (and it leaves `skipped`, if it was there)."""
+        kept = tuple(entry for entry in self.skipped if entry.get(self.id_key) != unit.id)
+        return replace(self.reached(unit.stop_text), skipped=kept)
 
     def skip(self, unit, reason, rows_done=0):
-        """`unit` is passed over; its first `rows_done` rows are out."""
-        entry = {self.id_key: unit.id, self.stop_key: unit.stop_text, "reason": reason}
+        """`unit` is passed over; its first `rows_done` rows are out, and so are its events
+        before the bookmark (`events_from`, where a refetch would start)."""
+        moment = self.moment()
+        later = moment is not None and moment.timestamp() > unit.start
+        return self._passed_over(unit.id, unit.stop_text, reason, rows_done,
+                                 self.stop if later else format_time(unit.start))
+
+    def vanished(self, reason):
+        """The unit in progress is no longer offered: listed under `skipped` with the rows
+        of it that are out, so that if it is offered again (end_date or settle_hours
+        moved back) it goes on after them. The bookmark stays."""
+        return self._passed_over(self.unit_id, self.unit_stop, reason, self.rows_done,
+                                 self.stop, move=False)
+
+    def _passed_over(self, unit_id, stop, reason, rows_done, events_from, move=True):
+        entry = {self.id_key: unit_id, self.stop_key: stop, "reason": reason}
+        if events_from is not None:
+            entry["events_from"] = events_from
         if rows_done:
             entry["rows_done"] = rows_done
-        return replace(self.done(unit), skipped=self.skipped + (entry,))
+        kept = tuple(e for e in self.skipped if e.get(self.id_key) != unit_id)
+        if move and stop is not None:
+            return replace(self.reached(stop), skipped=kept + (entry,))
+        return replace(self, unit_id=None, unit_stop=None, rows_done=0, origin={},
+                       skipped=kept + (entry,))
 
     def to_dict(self):
         value = {} if self.stop is None else {self.stop_key: self.stop}
@@ -78,8 +125,6 @@ class UnitBookmark:
             if self.unit_stop is not None:
                 progress[self.stop_key] = self.unit_stop
             progress["rows_done"] = self.rows_done
-            if self.before is not None:
-                progress["events_before"] = self.before
             value["in_progress"] = {**progress, **self.origin}
         if self.skipped:
             value["skipped"] = [dict(entry) for entry in self.skipped]
@@ -143,16 +188,20 @@ def read_unit_bookmark(state, stream=STREAM, id_key=ID_KEY, stop_key=STOP_KEY):
         raise bad_state(f"'in_progress' must hold {id_key} and rows_done") from None
     if not all(type(v) is int and v >= 0 for v in (unit_id, rows_done)):
         raise bad_state(f"'in_progress' {id_key} and rows_done must be whole numbers")
-    before = progress.get("events_before")
+    before = progress.get("events_before")  # written by versions before the moment bookmark
     if before is not None:
-        parse_timestamp(before, "State in_progress events_before")
+        moment = parse_timestamp(before, "State in_progress events_before")
+        if stop is None or moment > parse_timestamp(stop):
+            stop = before
+        if not rows_done:  # only the unit's events before `before` were out
+            return UnitBookmark(stop=stop, **keys)
     origin = {k: v for k, v in progress.items()
               if k not in (id_key, stop_key, "rows_done", "events_before")}
     if not all(isinstance(v, str) and v for v in origin.values()):
         raise bad_state(f"'in_progress' of '{stream}' names an export that is not a pair of "
                         "ids (operationId, searchExportId, and its expires)")
     return UnitBookmark(stop=stop, unit_id=unit_id, unit_stop=unit_stop, rows_done=rows_done,
-                        origin=origin, before=before, **keys)
+                        origin=origin, **keys)
 
 
 class StateKeeper:

@@ -31,7 +31,7 @@ from conftest import (
     states,
 )
 from tap_fullstory.streams import STREAMS
-from tap_fullstory.units import format_stop
+from tap_fullstory.timestamps import format_time
 
 LIFTED = ("lastUpdated", "created", "lastUpdatedBy", "createdBy")
 
@@ -240,7 +240,7 @@ def account(sandbox, write_config, tmp_path):
     expected = {("events", key): event for key, event in expected_events(server.data).items()}
     for begin in range(first, first + 4 * 86400, 86400):
         for row in server.data.window_individuals(begin, begin + 86400):
-            expected["individuals", (format_stop(begin + 86400), row["IndvId"])] = row
+            expected["individuals", (format_time(begin + 86400), row["IndvId"])] = row
     histories = {s.name: s.endpoint.path.split("/")[-2] for s in STREAMS if s.history}
     for name, kind in histories.items():
         for version in server.account.history(kind):

@@ -63,8 +63,9 @@ def test_sync_emits_every_event_exactly_once_field_for_field(sandbox, write_conf
     big = [r["UserId"] for r in got if r.get("UserId", 0) > 2**53]
     assert big and all(type(v) is int for v in big)
     assert all("time_extracted" in m for m in msgs if m["type"] == "RECORD")
-    # two LIST pages (20 + 5), then a short page ends the listing
-    assert sum(1 for path, _ in server.requests if "/list" in path) == 2
+    # two LIST pages (20 + 5), then a short page ends the listing; listed once to count
+    # the plan and once as the sync reaches the bundles (none is kept in memory)
+    assert sum(1 for path, _ in server.requests if "/list" in path) == 4
     assert states(msgs)[-1] == {"bookmarks": {"events": {
         "ExportBundleStop": "2026-01-26T00:00:00.000000Z"}}, "currently_syncing": None}
 
@@ -311,11 +312,17 @@ def test_a_partly_emitted_bundle_that_is_gone_is_reported(sandbox, write_config,
                         "rows_done": 5}}}, "currently_syncing": "events"}))
     result = run_tap("--config", write_config(server.url), "--state", str(state))
     assert result.returncode == 0
-    assert "WARNING Bundle 123, which the state says is partly emitted, is no longer " \
-           "offered; its remaining rows cannot be read." in result.stderr.decode()
+    assert "ERROR Skipped bundle 123 was partly emitted (5 row(s)) and is no longer " \
+           "offered: " in result.stderr.decode()
     assert len(records(messages(result.stdout))) == 40
+    reason = ("bundle 123 was partly emitted (5 row(s)) and is no longer offered: "
+              "FullStory's retention passed it, or end_date, settle_hours, "
+              "export_window_hours or source changed since.")
     assert states(messages(result.stdout))[-1]["bookmarks"]["events"] == {
-        "ExportBundleStop": "2026-01-04T00:00:00.000000Z"}
+        "ExportBundleStop": "2026-01-04T00:00:00.000000Z",
+        "skipped": [{"ExportBundleId": 123, "ExportBundleStop": "2026-01-03T00:00:00Z",
+                     "reason": reason, "events_from": "2026-01-02T00:00:00.000000Z",
+                     "rows_done": 5}]}
 
 
 def test_about_lists_every_stream_from_the_declarations():

@@ -14,7 +14,7 @@ from conftest import (
     select,
     states,
 )
-from tap_fullstory.units import format_stop
+from tap_fullstory.timestamps import format_time
 
 
 def discovered(write_config, url):
@@ -92,9 +92,9 @@ def test_interrupted_sync_resumes_to_the_same_final_state(sandbox, write_config,
     uninterrupted = messages(run_tap("--config", config).stdout)
     third = server.data.exports()[2]
     interrupted = {"currently_syncing": "events", "bookmarks": {"events": {
-        "ExportBundleStop": format_stop(server.data.exports()[1]["Stop"]),
+        "ExportBundleStop": format_time(server.data.exports()[1]["Stop"]),
         "in_progress": {"ExportBundleId": third["Id"],
-                        "ExportBundleStop": format_stop(third["Stop"]), "rows_done": 12}}}}
+                        "ExportBundleStop": format_time(third["Stop"]), "rows_done": 12}}}}
     state = tmp_path / "state.json"
     state.write_text(json.dumps(interrupted))
     resumed = messages(run_tap("--config", config, "--state", str(state)).stdout)

@@ -21,7 +21,7 @@ from conftest import (
     states,
 )
 from tap_fullstory.sandbox.server import PROXY_PAGE
-from tap_fullstory.units import format_stop
+from tap_fullstory.timestamps import format_time
 
 
 def critical_lines(result):
@@ -32,7 +32,7 @@ def critical_lines(result):
 
 def final_state(server):
     return {"bookmarks": {"events": {
-        "ExportBundleStop": format_stop(server.data.exports()[-1]["Stop"])}},
+        "ExportBundleStop": format_time(server.data.exports()[-1]["Stop"])}},
         "currently_syncing": None}
 
 
@@ -162,7 +162,8 @@ def test_on_bad_bundle_skip_passes_a_poison_bundle_over_and_records_it(
     assert states(messages(result.stdout))[-1] == {"bookmarks": {"events": {
         "ExportBundleStop": "2026-01-06T00:00:00.000000Z",
         "skipped": [{"ExportBundleId": bad, "ExportBundleStop": "2026-01-04T00:00:00.000000Z",
-                     "reason": reason}]}}, "currently_syncing": None}
+                     "reason": reason, "events_from": "2026-01-03T00:00:00.000000Z"}]}},
+        "currently_syncing": None}
 
 
 def test_a_bundle_broken_mid_way_is_skipped_after_its_good_rows_and_fetched_again_later(

@@ -14,7 +14,7 @@ from conftest import (
     run_tap,
     states,
 )
-from tap_fullstory.units import format_stop
+from tap_fullstory.timestamps import format_time
 
 
 def final_state(stop):
@@ -27,7 +27,7 @@ def assert_exactly_once(result, server):
     ids = [identity(r) for r in got]
     assert len(ids) == len(set(ids)), "an event was emitted twice"
     assert {identity(r): original_event(r) for r in got} == expected_events(server.data)
-    last_stop = format_stop(server.data.exports()[-1]["Stop"])
+    last_stop = format_time(server.data.exports()[-1]["Stop"])
     assert states(messages(result.stdout))[-1] == final_state(last_stop)
 
 

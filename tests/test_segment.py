@@ -171,8 +171,8 @@ def test_two_ranges_split_inside_a_window_come_once(segment, tmp_path):
         ids = [identity(r) for r in records(first) + records(second)]
         assert len(ids) == len(set(ids)), "an event came in both runs"
         assert set(ids) == set(expected), "an event fell between the runs"
-    assert states(first)[-1]["bookmarks"]["events"]["in_progress"]["events_before"] == \
-        "2026-01-02T03:17:45.123000Z"
+    assert states(first)[-1]["bookmarks"]["events"] == {
+        "ExportBundleStop": "2026-01-02T03:17:45.123000Z"}
 
 
 def test_test_flag_for_segment_export(segment):

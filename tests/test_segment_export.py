@@ -14,7 +14,7 @@ from tap_fullstory.segment_export import (
     ExportFailed,
     WindowSource,
 )
-from tap_fullstory.state import UnitBookmark
+from tap_fullstory.spool import Standing
 from tap_fullstory.transport import Transport
 from tap_fullstory.units import Unit
 
@@ -23,16 +23,14 @@ WINDOW = Unit(id=176722560006, start=1767225600, stop=1767247200)
 LOCATION = "https://storage.example.test/export.ndjson.gz?sig=abc"
 
 
-def make_source(bookmark=UnitBookmark(), export_type="TYPE_EVENT"):
+def make_source(export_type="TYPE_EVENT"):
     config = parse_config({"api_key": "k", "start_date": "2026-01-01T00:00:00Z",
                            "source": "segment_export", "api_base_url": API,
                            "export_window_hours": 6, "retry_backoff_seconds": 0.001})
-    return WindowSource(Transport(config), config, export_type, bookmark)
+    return WindowSource(Transport(config), config, export_type)
 
 
 class Sink:
-    origin, renumbered = None, False
-
     def begin(self, expected, content_type):
         self.body = b""
 
@@ -56,12 +54,13 @@ DONE = {"state": "COMPLETED", "results": {"searchExportId": "se-1"}}
 def test_a_window_is_exported_polled_and_downloaded_without_the_key(export_type):
     serve_export([{"state": "PENDING", "estimatePctComplete": 40}, DONE])
     sink = Sink()
-    assert make_source(export_type=export_type).fetch(WINDOW, sink) == 23
+    got = make_source(export_type=export_type).fetch(WINDOW, sink, Standing())
+    assert sink.body == b'{"EventType": "click"}\n' and not got.renumbered
     assert json.loads(responses.calls[0].request.body) == {
         "segmentId": "everyone", "type": export_type, "format": "FORMAT_NDJSON",
         "timeRange": {"start": "2026-01-01T00:00:00Z", "end": "2026-01-01T06:00:00Z"},
         "segmentTimeRange": {"start": "2026-01-01T00:00:00Z", "end": "2026-01-01T06:00:00Z"}}
-    assert sink.origin == {"operationId": "op-1", "searchExportId": "se-1"}
+    assert got.origin == {"operationId": "op-1", "searchExportId": "se-1"}
     assert "Authorization" not in responses.calls[-1].request.headers
     assert responses.calls[1].request.headers["Authorization"] == "Basic k"
 
@@ -70,11 +69,9 @@ def test_a_window_is_exported_polled_and_downloaded_without_the_key(export_type)
 def test_a_saved_export_is_read_again_and_an_expired_one_made_anew():
     responses.get(API + RESULTS_PATH.format("se-9"), status=404)
     serve_export([DONE])
-    bookmark = UnitBookmark(unit_id=WINDOW.id, rows_done=5,
-                            origin={"operationId": "op-9", "searchExportId": "se-9"})
-    sink = Sink()
-    make_source(bookmark).fetch(WINDOW, sink)
-    assert sink.renumbered and sink.origin["searchExportId"] == "se-1"
+    standing = Standing(5, {"operationId": "op-9", "searchExportId": "se-9"})
+    got = make_source().fetch(WINDOW, Sink(), standing)
+    assert got.renumbered and got.origin["searchExportId"] == "se-1"
 
 
 @pytest.mark.parametrize("expires, asked_again", [
@@ -86,17 +83,15 @@ def test_a_saved_export_is_read_again_and_an_expired_one_made_anew():
 def test_results_expires_says_when_an_export_must_be_made_again(expires, asked_again):
     responses.get(API + RESULTS_PATH.format("se-9"), json={"location": LOCATION})
     serve_export([{**DONE, "results": {**DONE["results"], "expires": "2999-02-02T00:00:00Z"}}])
-    bookmark = UnitBookmark(unit_id=WINDOW.id, rows_done=5,
-                            origin={"operationId": "op-9", "searchExportId": "se-9",
-                                    "expires": expires})
-    sink = Sink()
-    make_source(bookmark).fetch(WINDOW, sink)
+    standing = Standing(5, {"operationId": "op-9", "searchExportId": "se-9",
+                            "expires": expires})
+    got = make_source().fetch(WINDOW, Sink(), standing)
     urls = [call.request.url for call in responses.calls]
     assert (API + RESULTS_PATH.format("se-9") in urls) == asked_again
     if asked_again:
-        assert sink.origin["searchExportId"] == "se-9" and not sink.renumbered
+        assert got.origin["searchExportId"] == "se-9" and not got.renumbered
     else:
-        assert sink.renumbered and sink.origin == {
+        assert got.renumbered and got.origin == {
             "operationId": "op-1", "searchExportId": "se-1",
             "expires": "2999-02-02T00:00:00Z"}
 
@@ -106,7 +101,7 @@ def test_a_lapsed_location_is_asked_for_again_once():
     serve_export([DONE])
     responses.replace(responses.GET, LOCATION, status=403)
     responses.get(LOCATION, body=b"{}\n")
-    make_source().fetch(WINDOW, Sink())
+    make_source().fetch(WINDOW, Sink(), Standing())
     assert [c.request.url for c in responses.calls].count(LOCATION) == 2
 
 
@@ -116,7 +111,7 @@ def test_a_failed_operation_names_the_window_and_the_details():
     with pytest.raises(ExportFailed, match="^FullStory could not export window "
                        "2026-01-01T00:00:00.000000Z to 2026-01-01T06:00:00.000000Z "
                        "\\(operation op-1\\): too big."):
-        make_source().fetch(WINDOW, Sink())
+        make_source().fetch(WINDOW, Sink(), Standing())
 
 
 @pytest.mark.parametrize("answer, message", [
@@ -129,22 +124,24 @@ def test_an_operation_answer_that_is_not_an_object_is_named(answer, message):
     responses.post(API + EXPORTS_PATH, json={"operationId": "op-1"})
     responses.get(API + OPERATIONS_PATH + "op-1", json=answer)
     with pytest.raises(UnexpectedAnswer, match=message):
-        make_source().fetch(WINDOW, Sink())
+        make_source().fetch(WINDOW, Sink(), Standing())
 
 
 @responses.activate
 def test_a_create_answer_without_an_operation_is_named():
     responses.post(API + EXPORTS_PATH, json={"id": "x"})
     with pytest.raises(UnexpectedAnswer, match="check|Check that api_base_url"):
-        make_source().fetch(WINDOW, Sink())
+        make_source().fetch(WINDOW, Sink(), Standing())
 
 
 def test_windows_are_planned_up_to_end_date_or_the_settled_past():
     source = make_source()
     source.now = lambda: 1767225600 + 3 * 86400  # three days after 2026-01-01
     windows = source.plan(1767225600)
-    assert len(windows) == 8 and windows[-1].stop == 1767225600 + 2 * 86400  # settle 24 h
-    assert windows[0].id == 1767225600 * 100 + 6
+    survey = windows.survey()
+    assert survey.count == 8 and survey.last.stop == 1767225600 + 2 * 86400  # settle 24 h
+    assert next(iter(windows)).id == 1767225600 * 100 + 6
+    assert len(list(windows)) == 8
 
 
 def waits(answers, first=0.1, longest=60, started=None, now=None):
@@ -170,3 +167,51 @@ def test_polls_go_when_the_estimate_says_the_export_is_done():
     assert waits([{"estimatePctComplete": 10}] * 3, started=0.0, now=50.0) == [0.1, 0.2, 0.4]
     # an export created by an earlier run (no start known) doubles as before
     assert waits([{"estimatePctComplete": 50}] * 2) == [0.1, 0.2]
+
+
+@responses.activate
+def test_an_export_made_ahead_that_expired_by_its_turn_is_made_again():
+    responses.post(API + EXPORTS_PATH, json={"operationId": "op-1"})
+    responses.post(API + EXPORTS_PATH, json={"operationId": "op-2"})
+    responses.get(API + OPERATIONS_PATH + "op-1", json={
+        "state": "COMPLETED", "results": {"searchExportId": "se-1",
+                                          "expires": "2020-01-01T00:00:00Z"}})
+    responses.get(API + OPERATIONS_PATH + "op-2", json={
+        "state": "COMPLETED", "results": {"searchExportId": "se-2",
+                                          "expires": "2999-01-01T00:00:00Z"}})
+    responses.get(API + RESULTS_PATH.format("se-2"), json={"location": LOCATION})
+    responses.get(LOCATION, body=b"{}\n")
+    source = make_source()
+    source.prepare([WINDOW], Standing())
+    got = source.fetch(WINDOW, Sink(), Standing())
+    assert got.origin["operationId"] == "op-2" and got.origin["searchExportId"] == "se-2"
+    assert API + RESULTS_PATH.format("se-1") not in [c.request.url for c in responses.calls]
+    assert source._ahead == {} and source._created == {}  # nothing kept once fetched
+
+
+@responses.activate
+def test_a_location_that_answers_404_twice_means_a_new_export_not_a_poison_window():
+    serve_export([DONE])
+    responses.replace(responses.GET, LOCATION, status=404)
+    responses.get(LOCATION, status=404)
+    responses.post(API + EXPORTS_PATH, json={"operationId": "op-1"})
+    responses.get(LOCATION, body=b"{}\n")
+    got = make_source().fetch(WINDOW, Sink(), Standing())
+    assert got.renumbered
+    assert [c.request.url for c in responses.calls].count(API + EXPORTS_PATH) == 2
+
+
+@pytest.mark.parametrize("location", ["ftp://storage.example.test/x", "file:///etc/passwd",
+                                      "storage.example.test/no-scheme", "https://"])
+@responses.activate
+def test_a_location_that_is_not_an_http_url_is_a_bad_window(location):
+    serve_export([DONE], location=location)
+    with pytest.raises(ExportFailed, match="not an http\\(s\\) URL"):
+        make_source().fetch(WINDOW, Sink(), Standing())
+
+
+@responses.activate
+def test_an_odd_estimate_is_not_a_traceback():
+    serve_export([{"state": "PENDING", "estimatePctComplete": [40]},
+                  {"state": "PENDING", "estimatePctComplete": {"a": 1}}, DONE])
+    assert not make_source().fetch(WINDOW, Sink(), Standing()).renumbered

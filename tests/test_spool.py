@@ -4,7 +4,7 @@ import subprocess
 import pytest
 
 from tap_fullstory.errors import SpoolError
-from tap_fullstory.spool import Spool, check_spool_dir, download
+from tap_fullstory.spool import Provenance, Spool, Standing, check_spool_dir, download
 from tap_fullstory.units import Unit
 
 BUNDLE = Unit(id=7, start=0, stop=86400)
@@ -18,14 +18,16 @@ class BodySource:
     def describe(self, unit):
         return f"Bundle {unit.id}"
 
-    def fetch(self, unit, spool):
+    def fetch(self, unit, spool, standing):
         spool.begin(len(self.body), "application/json")
         spool.write(self.body)
-        return len(self.body)
+        return Provenance()
 
 
 def test_a_spool_holds_the_body_in_a_file_without_a_name(tmp_path):
-    with download(BodySource(b"[]"), BUNDLE, str(tmp_path)) as spool:
+    with download(BodySource(b"[]"), BUNDLE, Standing(7), str(tmp_path)) as fetched:
+        spool = fetched.spool
+        assert fetched.first_row == 7 and not fetched.renumbered
         with spool.open_reader() as reader:
             assert reader.read() == b"[]" and spool.size == 2
         assert os.listdir(tmp_path) == []  # unlinked as it was made
@@ -39,12 +41,12 @@ def test_a_failed_download_closes_its_file(tmp_path):
     made = []
 
     class Broken(BodySource):
-        def fetch(self, unit, spool):
+        def fetch(self, unit, spool, standing):
             made.append(spool)
             raise ConnectionError("reset")
 
     with pytest.raises(ConnectionError):
-        download(Broken(b""), BUNDLE, str(tmp_path))
+        download(Broken(b""), BUNDLE, Standing(), str(tmp_path))
     assert made[0].file is None
 
 

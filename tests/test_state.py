@@ -63,7 +63,9 @@ def test_a_skipped_unit_is_listed_and_passed():
     assert bookmark.to_dict() == {"ExportBundleStop": "2026-01-02T00:00:00.000000Z",
                                   "skipped": [{"ExportBundleId": 42,
                                                "ExportBundleStop": "2026-01-02T00:00:00.000000Z",
-                                               "reason": "HTML body", "rows_done": 3}]}
+                                               "reason": "HTML body",
+                                               "events_from": "2026-01-01T00:00:00.000000Z",
+                                               "rows_done": 3}]}
     assert bookmark_of({"bookmarks": {"events": bookmark.to_dict()}}) == bookmark
 
 
@@ -96,3 +98,36 @@ def test_state_round_trips_through_its_own_checkpoints():
 def test_bad_states_are_rejected(state, message):
     with pytest.raises(ConfigError, match=message):
         bookmark_of(state)
+
+
+def test_a_legacy_events_before_is_read_as_the_moment_of_the_bookmark():
+    legacy = {"bookmarks": {"events": {
+        "ExportBundleStop": "2026-01-01T00:00:00.000000Z",
+        "in_progress": {"ExportBundleId": 42, "ExportBundleStop": "2026-01-02T00:00:00.000000Z",
+                        "rows_done": 0, "events_before": "2026-01-01T15:00:00.000000Z"}}}}
+    assert bookmark_of(legacy).to_dict() == {"ExportBundleStop": "2026-01-01T15:00:00.000000Z"}
+    legacy["bookmarks"]["events"]["in_progress"]["rows_done"] = 7  # resumed, then stopped
+    bookmark = bookmark_of(legacy)
+    assert bookmark.stop == "2026-01-01T15:00:00.000000Z" and bookmark.rows_to_skip(42) == 7
+
+
+def test_a_skipped_entry_leaves_once_its_unit_is_done_and_resumes_it_if_offered_again():
+    skipped = UnitBookmark(stop="2026-01-01T00:00:00.000000Z").skip(BUNDLE, "broke", 3)
+    assert skipped.rows_to_skip(BUNDLE.id) == 3
+    assert "skipped" not in skipped.in_progress(BUNDLE, 9).done(BUNDLE).to_dict()
+    again = skipped.skip(BUNDLE, "broke again", 5)
+    assert [e["rows_done"] for e in again.skipped] == [5]  # one entry per unit, the latest
+
+
+def test_a_vanished_unit_is_listed_and_the_bookmark_stays():
+    bookmark = UnitBookmark(stop="2026-01-01T00:00:00.000000Z").in_progress(BUNDLE, 4)
+    gone = bookmark.vanished("no longer offered.")
+    assert gone.to_dict() == {"ExportBundleStop": "2026-01-01T00:00:00.000000Z", "skipped": [
+        {"ExportBundleId": 42, "ExportBundleStop": "2026-01-02T00:00:00.000000Z",
+         "reason": "no longer offered.", "events_from": "2026-01-01T00:00:00.000000Z",
+         "rows_done": 4}]}
+
+
+def test_the_bookmark_never_moves_back():
+    later = UnitBookmark(stop="2026-01-03T00:00:00.000000Z")
+    assert later.reached("2026-01-02T00:00:00.000000Z").stop == "2026-01-03T00:00:00.000000Z"

@@ -2,7 +2,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from tap_fullstory.units import Unit, end_second, format_stop, plan_bundles, plan_windows
+from tap_fullstory.timestamps import format_time
+from tap_fullstory.units import Unit, end_second, plan_bundles, plan_windows
 
 DAY = 86400
 
@@ -69,14 +70,14 @@ def test_windows_are_aligned_begin_before_the_end_and_have_settled():
                            window_id=lambda begin: begin * 100 + 6)
     assert [(w.start // 3600, w.stop // 3600) for w in windows] == [
         (0, 6), (6, 12), (12, 18), (18, 24), (24, 30)]  # the last begins before end
-    assert windows[0].id == 6
+    assert next(iter(windows)).id == 6 and windows.survey().last == list(windows)[-1]
     settled = plan_windows(start=0, end=None, settled=DAY + 3600, hours=6,
                            window_id=lambda begin: begin)
     assert [w.stop // 3600 for w in settled] == [6, 12, 18, 24]  # ended by `settled`
 
 
-def test_format_stop():
-    assert format_stop(1767312000) == "2026-01-02T00:00:00.000000Z"
+def test_format_time():
+    assert format_time(1767312000) == "2026-01-02T00:00:00.000000Z"
 
 
 def test_an_end_date_inside_a_second_keeps_the_unit_that_starts_in_that_second():
