@@ -9,7 +9,7 @@ import sys
 import orjson
 import singer
 
-from tap_fullstory import __version__, account_api
+from tap_fullstory import __version__, account_api, redaction
 from tap_fullstory.access import verdict
 from tap_fullstory.catalog import default_catalog, load_catalog, selected_streams
 from tap_fullstory.config import SETTINGS, load_config_file, parse_config
@@ -208,6 +208,7 @@ def main(argv=None):
     try:
         args = build_parser().parse_args(argv)
         singer.get_logger()  # installs singer's stderr handler and "LEVEL message" format
+        redaction.install()
         code = run(args)
         STOP.check()  # a stop asked while the final STATE was written still counts
     except SystemExit as exc:  # argparse: --help, --version, usage errors
@@ -225,6 +226,13 @@ def main(argv=None):
     except BrokenPipeError:
         sys.stderr.write("CRITICAL stdout was closed by the target; the last STATE it "
                          "received resumes the sync.\n")
+        code = 1
+    except Exception as exc:  # no rule foresaw it: still one line, never a traceback
+        LOGGER.debug("The unforeseen fault:", exc_info=True)
+        LOGGER.critical("tap-fullstory stopped on a fault it does not know (%s: %s). The last "
+                        "STATE printed resumes the sync; please report this line (run with "
+                        "TAP_FULLSTORY_LOG_LEVEL=DEBUG for the details).",
+                        type(exc).__name__, " ".join(str(exc).split())[:200])
         code = 1
     finish(code)
 

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 import ciso8601
 
-from tap_fullstory import __version__
+from tap_fullstory import __version__, redaction
 from tap_fullstory.errors import ConfigError
 
 DEFAULT_BASE_URL = "https://export.fullstory.com"
@@ -233,6 +233,7 @@ def _host_url(name, raw, default):
 
 def parse_config(data):
     """Validate a config dict against SETTINGS and return a TapConfig."""
+    redaction.register(data.get("api_key"))  # first: no line after this can show it
     values = {}
     for setting in SETTINGS:
         raw = data.get(setting.name)

@@ -1,14 +1,20 @@
 """Errors grouped by what the caller must do about them.
 
 Every error carries a one-line message that says what failed and what to do next.
-None of them ever includes the API key.
+None of them ever includes the API key: TapError takes it out of every message as it is
+made, so the texts the state keeps (a skipped unit's reason) are clean too.
 """
+
+from tap_fullstory.redaction import redact
 
 
 class TapError(Exception):
     """Root of every error the tap reports to the user as one CRITICAL line."""
 
     exit_code = 1
+
+    def __init__(self, message="", *args):
+        super().__init__(redact(message), *args)
 
 
 class ConfigError(TapError):
@@ -26,7 +32,7 @@ class FatalAPIError(TapError):
     def __init__(self, message, response=None, said=""):
         super().__init__(message)
         self.response = response
-        self.said = said
+        self.said = redact(said)
 
 
 class Forbidden(FatalAPIError):

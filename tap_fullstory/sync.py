@@ -55,10 +55,10 @@ def sync(transport, config, catalog, state, writer):
             _write_last_state(writer, run, keeper)
             LOGGER.warning("Skipped the %s stream: %s", run.name,
                            forbidden(run.stream, config.source, exc.said))
-        except TapError:
+        except Exception:  # a TapError, or a fault no rule foresaw: the next run syncs all
             _write_last_state(writer, run, keeper, failed=True)
             raise
-        except BaseException:
+        except BaseException:  # a stop: the next run resumes this stream
             _write_last_state(writer, run, keeper)
             raise
     final = keeper.finish()

@@ -32,6 +32,7 @@ from tap_fullstory.errors import (
     UnexpectedAnswer,
 )
 from tap_fullstory.pacing import DownloadPacer
+from tap_fullstory.redaction import redact
 
 LOGGER = logging.getLogger(__name__)
 
@@ -105,7 +106,9 @@ def fullstory_words(body):
     if not isinstance(answer, dict):
         return ""
     words = [answer.get(name) for name in ("code", "message")]
-    code, message = (" ".join(w.split()) if isinstance(w, str) else "" for w in words)
+    # Redacted before the message is cut, so no part of the key can show either.
+    code, message = (" ".join(redact(w).split()) if isinstance(w, str) else ""
+                     for w in words)
     if len(message) > SAID_CHARS:
         message = message[:SAID_CHARS] + "…"
     return ": ".join(part for part in (code, f'"{message}"' if message else "") if part)
@@ -133,7 +136,6 @@ class Transport:
 
     def __init__(self, config, pacer=None):
         self.config = config
-        self._secret = config.api_key
         self._headers = {"Authorization": f"Basic {config.api_key}",
                          "User-Agent": config.user_agent}
         self._local = threading.local()
@@ -196,15 +198,14 @@ class Transport:
                       f"Check that {host} is reachable, then run again")
             raise RetriesExhausted(
                 f"Gave up on {request.what} after {self.config.max_retries + 1} tries: "
-                f"{self._redact(describe_failure(exc, self.config.request_timeout))}. "
+                f"{describe_failure(exc, self.config.request_timeout)}. "
                 f"{advice} from the last STATE.") from None
 
     def _log_retry(self, details):
         request = details["args"][0]
         LOGGER.warning("%s failed (try %d of %d): %s. Retrying in %.1f s.", request.what,
                        details["tries"], self.config.max_retries + 1,
-                       self._redact(describe_failure(details["exception"],
-                                                     self.config.request_timeout)),
+                       describe_failure(details["exception"], self.config.request_timeout),
                        details["wait"])
 
     def _log_rate_limit(self, details):
@@ -264,8 +265,8 @@ class Transport:
     def _unexpected(self, request, response, raw):
         kind = response.headers.get("Content-Type") or "no Content-Type"
         # Redacted before it is cut, so no part of the key can show either.
-        head = raw[:SHOWN_BYTES + len(self._secret)].decode("utf-8", "replace")
-        head = re.sub(r"\s+", " ", self._redact(head)).strip()
+        head = redact(raw[:4 * SHOWN_BYTES].decode("utf-8", "replace"))
+        head = re.sub(r"\s+", " ", head).strip()
         shown, more = head[:SHOWN_BYTES], "…" if len(head) > SHOWN_BYTES else ""
         wanted = f"a JSON object with '{request.expect}'" if request.expect else "a JSON object"
         return (f"FullStory's answer to {request.what} is not what the API promises "
@@ -277,9 +278,6 @@ class Transport:
     def _base(url):
         parts = urlsplit(url)
         return f"{parts.scheme}://{parts.netloc}"
-
-    def _redact(self, text):
-        return text.replace(self._secret, "<api_key>") if self._secret else text
 
     def _raise_for_status(self, request, response):
         status = response.status_code
@@ -294,8 +292,8 @@ class Transport:
         hints = request.hints or {}
         if status >= 500 or status == 408:
             reason = f"FullStory answered {status} {response.reason or ''}".rstrip()
-            raise RetriableAPIError(self._redact(reason), response)
-        said = self._redact(fullstory_words(self._error_body(response)))
+            raise RetriableAPIError(reason, response)
+        said = fullstory_words(self._error_body(response))
         status_said = f"{status} {said}" if said else str(status)
         if not request.auth and status in (401, 403):
             raise DownloadRefused(

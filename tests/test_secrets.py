@@ -1,9 +1,13 @@
 """The API key never appears in stdout, stderr, debug logs or temporary file names."""
 
+import base64
+import http.server
 import json
 import os
 import signal
 import subprocess
+import threading
+from urllib.parse import quote
 
 import pytest
 
@@ -76,3 +80,50 @@ def test_debug_logs_never_show_a_signed_download_url(sandbox, write_config):
     assert result.returncode == 0, result.stderr.decode()
     assert b"/download/se-1" in result.stderr  # urllib3's line is there
     assert b"signature=" not in result.stderr
+
+
+class KeyEchoingGateway(http.server.BaseHTTPRequestHandler):
+    """A gateway that puts the caller's key wherever a server can: the reason phrase, a
+    JSON error's message and code, a LIST entry, an export's errorDetails, plain and
+    URL-quoted and base64."""
+
+    def do_GET(self):  # noqa: N802 (http.server's name)
+        key = self.headers.get("Authorization", "").removeprefix("Basic ")
+        echoed = f"{key} {quote(key, safe='')} {base64.b64encode(key.encode()).decode()}"
+        mode = self.server.mode
+        if mode == "reason":
+            self.send_response(503, f"refused {key}")
+            body = b"{}"
+        elif mode == "json":
+            self.send_response(400)
+            body = json.dumps({"code": key, "message": f"bad key {echoed}"}).encode()
+        elif mode == "list":
+            self.send_response(200)
+            body = json.dumps({"exports": [{"Id": key, "Start": 0, "Stop": 1}]}).encode()
+        else:  # a body cut inside the key, as a proxy's page would be quoted
+            self.send_response(200)
+            body = ("<html>" + "x" * 40 + key).encode()
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.parametrize("mode", ["reason", "json", "list", "cut"])
+def test_a_gateway_echoing_the_key_anywhere_never_gets_it_into_output(write_config, mode):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), KeyEchoingGateway)
+    server.mode = mode
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        result = run_debug("--config", write_config(url, max_retries=0))
+    finally:
+        server.shutdown()
+    everything = result.stdout + result.stderr
+    assert result.returncode == 1 and b"Traceback" not in everything
+    assert b"<api_key>" in result.stderr  # the gateway's words are quoted, key masked
+    for form in (quote(API_KEY, safe=""), base64.b64encode(API_KEY.encode()).decode()):
+        assert form.encode() not in everything
