@@ -102,7 +102,7 @@ def iter_events(source, bundle_id, layout="array", what=None):
                 yield from _ndjson_events(body, what, tally)
             return
         with open_body(source) as body:
-            rows = yield from _split_events(body, tally)
+            rows = yield from _Splitter(body, tally).events()
         if rows is not None:  # the fast path stopped at something unusual
             tally.lone_surrogates = 0  # ijson reads the body from its start and counts again
             yield from itertools.islice(_parsed_events(source, what, tally), rows, None)
@@ -264,111 +264,168 @@ def _ndjson_events(body, what, tally):
             position = end + 1
 
 
-def _split_events(body, tally):
-    """Yield events cut at object boundaries; return None when done, or the row count at
-    which the body stopped looking like a plain array of objects."""
-    buffer = body.read(READ_BYTES).lstrip(WHITESPACE)
-    if buffer[:1] != b"[":
-        return 0
-    start = len(buffer) - len(buffer[1:].lstrip(WHITESPACE))
-    if buffer[start:start + 1] != b"{":
-        return 0  # empty, items that are not objects, or a tiny first block
-    rows = 0
-    loads, JSONDecodeError, finditer = orjson.loads, orjson.JSONDecodeError, BOUNDARY.finditer
-    runs, run = _runs_from(_long_runs(buffer), start)  # run: where the next one begins
-    exact, joins, retry = False, 0, 0  # exact: the current piece is read by exact_value
-    block = True
-    while True:
-        piece_start, restart = start, None
-        for boundary in finditer(buffer, start):
+HAND_OVER = -1  # _Splitter._read_pieces: the body is not a plain array of objects
+REFILL = -2  # _Splitter._read_pieces: no cut is left in the buffer
+
+
+class _Splitter:
+    """A Data Export body cut at each `},{` into pieces, each read as one event.
+
+    A piece is read by orjson (the fast path); joined to the next piece when the cut fell
+    inside a string or a nested value; read by exact_value when orjson refuses it, may have
+    rounded a number in it, or has been joined MAX_JOINS times. When the buffer has no cut
+    left it is refilled from the piece in hand; the last piece is the tail, before `]`."""
+
+    __slots__ = ("_body", "_tally", "rows", "_buffer", "_start", "_piece", "_runs", "_run",
+                 "_exact", "_joins", "_retry", "_more")
+
+    def __init__(self, body, tally):
+        self._body, self._tally = body, tally
+        self.rows = 0  # events yielded
+        self._buffer, self._start = b"", 0  # the text in hand; where cuts are looked for
+        self._piece = 0  # where the piece being read begins
+        self._runs, self._run = [], NEVER  # where long digit runs begin; the next of them
+        self._exact = False  # the piece goes to exact_value
+        self._joins = 0  # cuts the piece has been joined across
+        self._retry = 0  # exact_value reads the piece again once it is this long
+        self._more = True  # the body has blocks left
+
+    def events(self):
+        """Yield the events; return None when the body is read to its `]`, or the row at
+        which it stopped looking like a plain array of objects (the fallback goes on)."""
+        if not self._first_block():
+            return 0
+        while True:
+            found = yield from self._read_pieces()
+            if found == HAND_OVER:
+                return self.rows
+            if found >= 0:  # a value read exactly ended at an earlier cut: look on from it
+                self._start = found
+                continue
+            if not self._more:
+                return (yield from self._tail())
+            if not self._refilled():
+                return self.rows
+
+    def _first_block(self):
+        """False unless the body starts as an array whose first item is an object."""
+        buffer = self._body.read(READ_BYTES).lstrip(WHITESPACE)
+        if buffer[:1] != b"[":
+            return False
+        start = len(buffer) - len(buffer[1:].lstrip(WHITESPACE))
+        if buffer[start:start + 1] != b"{":
+            return False  # empty, items that are not objects, or a tiny first block
+        self._buffer, self._start = buffer, start
+        self._runs, self._run = _runs_from(_long_runs(buffer), start)
+        return True
+
+    def _read_pieces(self):
+        """Yield the events between the cuts from `_start` on. Returns REFILL, HAND_OVER,
+        or where to look for cuts again."""
+        buffer, loads, JSONDecodeError = self._buffer, orjson.loads, orjson.JSONDecodeError
+        piece, run = self._start, self._run  # the hot path's state, kept in locals
+        for boundary in BOUNDARY.finditer(buffer, piece):
             end = boundary.start() + 1
-            if not exact:
+            if not self._exact:  # the fast path
                 try:
-                    event = loads(buffer[piece_start:end])
+                    event = loads(buffer[piece:end])
                 except JSONDecodeError as exc:
-                    if 0 < len(exc.doc) <= exc.pos:  # the cut fell inside a string or a
-                        joins += 1                   # nested value: join the next piece
-                        if joins <= MAX_JOINS:
-                            continue
-                        retry = 2 * (end - piece_start)  # no more cut by cut
-                    exact = True  # else whole, but orjson refuses it
+                    if 0 < len(exc.doc) <= exc.pos and self._joined(end - piece):
+                        continue
+                    self._exact = True  # else whole, but orjson refuses it
                 else:
                     if end <= run or not _maybe_rounded(event):
                         yield event
-                        rows += 1
-                        piece_start, joins = boundary.end() - 1, 0
+                        self.rows += 1
+                        piece, self._joins = boundary.end() - 1, 0
                         if end > run:
-                            runs, run = _runs_from(runs, end)
+                            self._runs, run = _runs_from(self._runs, end)
                         continue
-                    exact = True
-            if end - piece_start < retry:
+                    self._exact = True
+            if end - piece < self._retry:
                 continue
-            try:
-                event, length = exact_value(buffer[piece_start:end], tally)
-            except Truncated:  # it runs on: read it again once the piece has doubled
-                retry = 2 * (end - piece_start)
-                continue
-            except ValueError:
-                return rows  # not JSON: the fallback names the fault
-            if type(event) is not dict:
-                return rows
-            yield event
-            rows += 1
-            exact, joins, retry = False, 0, 0
-            value_end = piece_start + length
-            runs, run = _runs_from(runs, value_end)
-            if value_end == end:
-                piece_start = boundary.end() - 1
-                continue
-            restart = BOUNDARY.match(buffer, value_end - 1)  # it ended at an earlier cut
-            if restart is None:
-                piece_start = value_end
-                break
-            start = restart.end() - 1
-            break
-        if restart is not None:
-            continue
-        if not block:
-            break
-        block = body.read(READ_BYTES)
-        kept = len(buffer) - piece_start
-        seam = buffer[max(piece_start, len(buffer) - 19):] + block[:19]  # a run across it
-        runs = [run - piece_start for run in runs if run >= piece_start]
-        runs += _long_runs(seam, kept - min(kept, 19)) + _long_runs(block, kept)
-        runs, run = _runs_from(sorted(runs), 0)
-        buffer = buffer[piece_start:] + block
-        start = 0
-        if len(buffer) > MAX_EVENT_BYTES:
-            return rows
-    return (yield from _tail(buffer[piece_start:], rows, run - piece_start, exact, tally))
+            self._piece = piece
+            found = yield from self._exact_piece(end)
+            if found is not None:
+                return found
+        self._piece, self._run = piece, run
+        return REFILL
 
+    def _joined(self, length):
+        """True while the piece, `length` long, is joined to the next one; False once it
+        has been joined too often and goes to exact_value, at twice this length."""
+        self._joins += 1
+        if self._joins <= MAX_JOINS:
+            return True
+        self._retry = 2 * length
+        return False
 
-def _tail(tail, rows, run, exact, tally):
-    """The last event, before the closing `]`; the row count if the body is not whole."""
-    tail = tail.rstrip(WHITESPACE)
-    if not tail.endswith(b"]"):
-        return rows
-    tail = tail[:-1]
-    if not tail.strip(WHITESPACE):
-        return None  # the last event was read exactly, up to just before the `]`
-    event = None
-    if not exact:
+    def _exact_piece(self, end):
+        """Yield the event exact_value reads from the piece, which runs to `end`. Returns
+        None while the value runs on past `end`, else what _read_pieces returns."""
+        piece, buffer = self._piece, self._buffer
         try:
-            event = orjson.loads(tail)
-        except orjson.JSONDecodeError:
-            pass
-        else:
-            if run < len(tail) and _maybe_rounded(event):
-                event = None
-    if event is None:
-        try:
-            event = _exact_alone(tail, tally)
+            event, length = exact_value(buffer[piece:end], self._tally)
+        except Truncated:  # it runs on: read it again once the piece has doubled
+            self._retry = 2 * (end - piece)
+            return None
         except ValueError:
-            return rows
-    if type(event) is not dict:
-        return rows
-    yield event
-    return None
+            return HAND_OVER  # not JSON: the fallback names the fault
+        if type(event) is not dict:
+            return HAND_OVER
+        yield event
+        self.rows += 1
+        self._exact, self._joins, self._retry = False, 0, 0
+        value_end = piece + length
+        self._runs, self._run = _runs_from(self._runs, value_end)
+        cut = BOUNDARY.match(buffer, value_end - 1)  # at `end`, or at an earlier cut
+        if cut is not None:
+            return cut.end() - 1
+        self._piece = value_end
+        return REFILL
+
+    def _refilled(self):
+        """The piece in hand with the next block after it; False once it is too long to be
+        an event (the fallback reads on, and names it if it is)."""
+        block = self._body.read(READ_BYTES)
+        self._more = bool(block)
+        buffer, piece = self._buffer, self._piece
+        kept = len(buffer) - piece
+        seam = buffer[max(piece, len(buffer) - 19):] + block[:19]  # a run across it
+        runs = [run - piece for run in self._runs if run >= piece]
+        runs += _long_runs(seam, kept - min(kept, 19)) + _long_runs(block, kept)
+        self._runs, self._run = _runs_from(sorted(runs), 0)
+        self._buffer = buffer[piece:] + block
+        self._start = self._piece = 0
+        return len(self._buffer) <= MAX_EVENT_BYTES
+
+    def _tail(self):
+        """The last event, before the closing `]`; the row count if the body is not
+        whole."""
+        tail = self._buffer[self._piece:].rstrip(WHITESPACE)
+        if not tail.endswith(b"]"):
+            return self.rows
+        tail = tail[:-1]
+        if not tail.strip(WHITESPACE):
+            return None  # the last event was read exactly, up to just before the `]`
+        event = None
+        if not self._exact:
+            try:
+                event = orjson.loads(tail)
+            except orjson.JSONDecodeError:
+                pass
+            else:
+                if self._run - self._piece < len(tail) and _maybe_rounded(event):
+                    event = None
+        if event is None:
+            try:
+                event = _exact_alone(tail, self._tally)
+            except ValueError:
+                return self.rows
+        if type(event) is not dict:
+            return self.rows
+        yield event
+        return None
 
 
 class _MendedReader:

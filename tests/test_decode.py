@@ -173,7 +173,7 @@ def fast_path(path):
     """The splitter alone: its events, and None if it read the whole body itself."""
     events, tally = [], decode._Tally()
     with decode.open_body(path) as body:
-        split = decode._split_events(body, tally)
+        split = decode._Splitter(body, tally).events()
         while True:
             try:
                 events.append(next(split))
@@ -353,3 +353,80 @@ def test_a_gzip_file_sent_gzip_encoded_as_well_is_inflated_twice(tmp_path):
     path = tmp_path / "bundle.body"
     path.write_bytes(gzip.compress(gzip.compress(json.dumps(EVENTS * 2).encode())))
     assert list(iter_events(str(path), 1)) == EVENTS * 2
+
+
+# The splitter's states, one at a time: first block, fast piece, joined piece, exact piece,
+# refill and tail.
+def split(body):
+    """The splitter alone over `body`: its events, what it returned, and the splitter."""
+    splitter = decode._Splitter(io.BytesIO(body), decode._Tally())
+    events, run = [], splitter.events()
+    while True:
+        try:
+            events.append(next(run))
+        except StopIteration as stop:
+            return events, stop.value, splitter
+
+
+@pytest.mark.parametrize("body, events, returned", [
+    (b'{"a": 1}', [], 0), (b'[1, {"a": 1}]', [], 0), (b"[]", [], 0), (b"", [], 0),
+    (b' \n[ \n {"a": 1} ]', [{"a": 1}], None),
+])
+def test_the_first_block_must_open_an_array_of_objects(body, events, returned):
+    assert split(body)[:2] == (events, returned)
+
+
+def refused(*_):
+    raise AssertionError("exact_value was called")
+
+
+def test_a_fast_piece_is_read_by_orjson_alone(monkeypatch):
+    monkeypatch.setattr(decode, "exact_value", refused)
+    assert split(b'[{"a": 1}, {"b": [2]},\n{"c": "d"}]')[:2] == (
+        [{"a": 1}, {"b": [2]}, {"c": "d"}], None)
+
+
+def test_a_joined_piece_takes_in_the_cuts_inside_its_strings(monkeypatch):
+    monkeypatch.setattr(decode, "exact_value", refused)
+    events, returned, splitter = split(b'[{"a": "x},{y},{z"}, {"b": 1}]')
+    assert (events, returned) == ([{"a": "x},{y},{z"}, {"b": 1}], None)
+    assert splitter._joins == 0  # reset by the piece after it
+
+
+def test_a_piece_joined_too_often_is_read_exactly_once_it_has_doubled(monkeypatch):
+    reads = []
+    monkeypatch.setattr(decode, "exact_value", counted(reads, decode.exact_value))
+    event = {"a": "},{" * (decode.MAX_JOINS + 5)}
+    events = [event] + normal_events(5)
+    assert split(json.dumps(events).encode())[:2] == (events, None)
+    assert len(reads) == 1
+
+
+def test_an_exact_piece_ends_at_its_cut_and_the_fast_path_goes_on(monkeypatch):
+    reads = []
+    monkeypatch.setattr(decode, "exact_value", counted(reads, decode.exact_value))
+    events, returned, splitter = split(b'[{"a": "\\ud83d"}, {"b": 1}, {"c": 2}]')
+    assert (events, returned) == ([{"a": "\ufffd"}, {"b": 1}, {"c": 2}], None)
+    assert reads == [len(b'{"a": "\\ud83d"}')] and not splitter._exact
+
+
+def test_an_exact_piece_that_is_not_an_object_or_not_json_hands_over():
+    assert split(b'[{"a": 1}, {"a": NaN}, {"b": 2}]')[:2] == ([{"a": 1}], 1)
+
+
+def test_a_refill_keeps_the_piece_in_hand_until_it_is_too_long(monkeypatch):
+    monkeypatch.setattr(decode, "READ_BYTES", 8)
+    monkeypatch.setattr(decode, "MAX_EVENT_BYTES", 60)
+    body = b'[{"a": 1}, {"b": "' + b"x" * 30 + b'"}, {"c": "' + b"y" * 80 + b'"}, {"d": 4}]'
+    assert split(body)[:2] == ([{"a": 1}, {"b": "x" * 30}], 2)
+
+
+@pytest.mark.parametrize("body, events, returned", [
+    (b'[{"a": 1}, {"b": 2}]  \n', [{"a": 1}, {"b": 2}], None),
+    (b'[{"a": "\\ud83d"}]', [{"a": "\ufffd"}], None),
+    (b'[{"a": 1}, {"b": 2}', [{"a": 1}], 1),
+    (b'[{"a": 1}, {"b": 2}] x', [{"a": 1}], 1),
+    (b'[{"a": 1}, {"b": 2}}]', [{"a": 1}], 1),
+])
+def test_the_tail_is_the_last_event_before_the_closing_bracket(body, events, returned):
+    assert split(body)[:2] == (events, returned)
