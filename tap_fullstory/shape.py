@@ -13,13 +13,14 @@ int above 2**63 - 1, a Decimal (a number beyond a double), a string in an intege
 """
 
 import operator
+import re
 import struct
 from collections import Counter
 from typing import NamedTuple
 
 import ciso8601
 
-from tap_fullstory.decode import INT64_MAX, INT64_MIN
+from tap_fullstory.decode import INT64_MAX, INT64_MIN, UINT64_MAX
 
 CUSTOM_VARS = "CustomVars"
 NONE_TYPE = type(None)
@@ -49,15 +50,19 @@ def is_date_time(value):
 
 
 KEY_MISFIT = "key misfit"  # a plan for rows whose key needs converting: the rare path
+INTEGER_TEXT = re.compile(r"-?[0-9]{1,19}")  # not isdigit(), true for "²"; int() takes " ٣"
 
 
 def _as_key(value, rule):
     """A key of the wrong type in the one its column has, when that loses nothing (an id
     sent as a number where FullStory documents a string, or the reverse); else as it is."""
-    if str in rule and type(value) is int:
+    if str in rule and type(value) is int and INT64_MIN <= value <= UINT64_MAX:
         return str(value)
-    if int in rule and type(value) is str and value.strip().lstrip("-").isdigit():
-        return int(value)
+    if int in rule and type(value) is str and INTEGER_TEXT.fullmatch(value):
+        number = int(value)
+        # "007", "-0" and ids beyond a bigint column would not come back as they were sent
+        if str(number) == value and INT64_MIN <= number <= INT64_MAX:
+            return number
     return value
 
 

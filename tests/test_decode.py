@@ -1,6 +1,7 @@
 import gzip
 import io
 import json
+import tracemalloc
 from decimal import Decimal
 
 import orjson
@@ -173,7 +174,7 @@ def fast_path(path):
     """The splitter alone: its events, and None if it read the whole body itself."""
     events, tally = [], decode._Tally()
     with decode.open_body(path) as body:
-        split = decode._split_events(body, tally)
+        split = decode._Splitter(body, tally).events()
         while True:
             try:
                 events.append(next(split))
@@ -203,10 +204,12 @@ def test_fast_path_and_fallback_agree_on_every_value(tmp_path, monkeypatch, read
 
 
 def test_a_piece_too_long_to_be_an_event_hands_over_to_ijson_exactly(tmp_path, monkeypatch):
-    monkeypatch.setattr(decode, "READ_BYTES", 64)
-    monkeypatch.setattr(decode, "MAX_EVENT_BYTES", 100)
+    # The 5,009-byte event fits the cap, but the splitter's buffer (it and a block) does not.
+    monkeypatch.setattr(decode, "READ_BYTES", 1024)
+    monkeypatch.setattr(decode, "MAX_EVENT_BYTES", 5200)
     path = tmp_path / "bundle.body"
     path.write_bytes(next(awkward_bodies())[1].encode())
+    assert fast_path(str(path))[1] == 6  # handed over at the long event
     assert_same(list(iter_events(str(path), 1)), AWKWARD_WANT)
 
 
@@ -353,3 +356,211 @@ def test_a_gzip_file_sent_gzip_encoded_as_well_is_inflated_twice(tmp_path):
     path = tmp_path / "bundle.body"
     path.write_bytes(gzip.compress(gzip.compress(json.dumps(EVENTS * 2).encode())))
     assert list(iter_events(str(path), 1)) == EVENTS * 2
+
+
+# The splitter's states, one at a time: first block, fast piece, joined piece, exact piece,
+# refill and tail.
+def split(body):
+    """The splitter alone over `body`: its events, what it returned, and the splitter."""
+    splitter = decode._Splitter(io.BytesIO(body), decode._Tally())
+    events, run = [], splitter.events()
+    while True:
+        try:
+            events.append(next(run))
+        except StopIteration as stop:
+            return events, stop.value, splitter
+
+
+@pytest.mark.parametrize("body, events, returned", [
+    (b'{"a": 1}', [], 0), (b'[1, {"a": 1}]', [], 0), (b"[]", [], 0), (b"", [], 0),
+    (b' \n[ \n {"a": 1} ]', [{"a": 1}], None),
+])
+def test_the_first_block_must_open_an_array_of_objects(body, events, returned):
+    assert split(body)[:2] == (events, returned)
+
+
+def refused(*_):
+    raise AssertionError("exact_value was called")
+
+
+def test_a_fast_piece_is_read_by_orjson_alone(monkeypatch):
+    monkeypatch.setattr(decode, "exact_value", refused)
+    assert split(b'[{"a": 1}, {"b": [2]},\n{"c": "d"}]')[:2] == (
+        [{"a": 1}, {"b": [2]}, {"c": "d"}], None)
+
+
+def test_a_joined_piece_takes_in_the_cuts_inside_its_strings(monkeypatch):
+    monkeypatch.setattr(decode, "exact_value", refused)
+    events, returned, splitter = split(b'[{"a": "x},{y},{z"}, {"b": 1}]')
+    assert (events, returned) == ([{"a": "x},{y},{z"}, {"b": 1}], None)
+    assert splitter._joins == 0  # reset by the piece after it
+
+
+def test_a_piece_joined_too_often_is_read_exactly_once_it_has_doubled(monkeypatch):
+    reads = []
+    monkeypatch.setattr(decode, "exact_value", counted(reads, decode.exact_value))
+    event = {"a": "},{" * (decode.MAX_JOINS + 5)}
+    events = [event] + normal_events(5)
+    assert split(json.dumps(events).encode())[:2] == (events, None)
+    assert len(reads) == 1
+
+
+def test_an_exact_piece_ends_at_its_cut_and_the_fast_path_goes_on(monkeypatch):
+    reads = []
+    monkeypatch.setattr(decode, "exact_value", counted(reads, decode.exact_value))
+    events, returned, splitter = split(b'[{"a": "\\ud83d"}, {"b": 1}, {"c": 2}]')
+    assert (events, returned) == ([{"a": "\ufffd"}, {"b": 1}, {"c": 2}], None)
+    assert reads == [len(b'{"a": "\\ud83d"}')] and not splitter._exact
+
+
+def test_an_exact_piece_that_is_not_an_object_or_not_json_hands_over():
+    assert split(b'[{"a": 1}, {"a": NaN}, {"b": 2}]')[:2] == ([{"a": 1}], 1)
+
+
+def test_a_refill_keeps_the_piece_in_hand_until_it_is_too_long(monkeypatch):
+    monkeypatch.setattr(decode, "READ_BYTES", 8)
+    monkeypatch.setattr(decode, "MAX_EVENT_BYTES", 60)
+    body = b'[{"a": 1}, {"b": "' + b"x" * 30 + b'"}, {"c": "' + b"y" * 80 + b'"}, {"d": 4}]'
+    assert split(body)[:2] == ([{"a": 1}, {"b": "x" * 30}], 2)
+
+
+@pytest.mark.parametrize("body, events, returned", [
+    (b'[{"a": 1}, {"b": 2}]  \n', [{"a": 1}, {"b": 2}], None),
+    (b'[{"a": "\\ud83d"}]', [{"a": "\ufffd"}], None),
+    (b'[{"a": 1}, {"b": 2}', [{"a": 1}], 1),
+    (b'[{"a": 1}, {"b": 2}] x', [{"a": 1}], 1),
+    (b'[{"a": 1}, {"b": 2}}]', [{"a": 1}], 1),
+])
+def test_the_tail_is_the_last_event_before_the_closing_bracket(body, events, returned):
+    assert split(body)[:2] == (events, returned)
+
+
+def nested(depth, inner=b"1"):
+    return b'{"deep": ' + b"[" * (depth - 1) + inner + b"]" * (depth - 1) + b"}"
+
+
+@pytest.mark.parametrize("compress", [False, True], ids=["plain", "gzip"])
+@pytest.mark.parametrize("event", [nested(1025), nested(5000), nested(200_000),
+                                   nested(3000, b'"\\ud83d"'), nested(3000, b"1e400")],
+                         ids=["1025", "5000", "200000", "surrogate", "1e400"])
+def test_an_event_nested_too_deep_is_named_by_its_row(tmp_path, compress, event):
+    body = b'[{"a": 1}, ' + event + b', {"b": 2}]'
+    path = tmp_path / "bundle.body"
+    path.write_bytes(gzip.compress(body) if compress else body)
+    seen = []
+    with pytest.raises(BundleFormatError) as raised:
+        seen.extend(iter_events(str(path), 42))
+    assert str(raised.value) == "Bundle 42 row 1 is nested deeper than 1024 levels."
+    assert seen == [{"a": 1}]
+
+
+@pytest.mark.parametrize("depth", [1000, 1024])
+def test_an_event_as_deep_as_allowed_is_read_whatever_the_path(tmp_path, depth):
+    path = tmp_path / "bundle.body"
+    path.write_bytes(b"[" + nested(depth, b'"\\ud83d"') + b"]")  # the exact reader recurses
+    events = list(iter_events(str(path), 1))
+    inner = events[0]["deep"]
+    for _ in range(depth - 2):
+        inner = inner[0]
+    assert inner == ["\ufffd"]
+
+
+@pytest.mark.parametrize("line, message", [
+    (nested(1025), "Window 1 line 2 is nested deeper than 1024 levels."),
+    (nested(100_000, b'"\\ud83d"'), "Window 1 line 2 is nested deeper than 1024 levels."),
+    (b'{"a": "\xff"}', "Window 1 line 2 is not valid JSON (its text is not UTF-8)."),
+    (b"[" * 3000 + b"1", "Window 1 line 2 is nested deeper than 1024 levels."),
+    (b"[" * 500 + b"1", "Window 1 line 2 is not valid JSON."),
+])
+def test_ndjson_lines_too_deep_or_not_utf8_are_named(tmp_path, line, message):
+    path = tmp_path / "export.ndjson"
+    path.write_bytes(b'{"a": 1}\n' + line + b'\n{"b": 2}\n')
+    with pytest.raises(BundleFormatError) as raised:
+        list(iter_events(str(path), 1, layout="ndjson", what="Window 1"))
+    assert str(raised.value) == message
+
+
+def test_an_ndjson_line_deep_but_allowed_is_read(tmp_path):
+    path = tmp_path / "export.ndjson"
+    path.write_bytes(nested(1000, b'"\\ud83d"') + b"\n")
+    (event,) = iter_events(str(path), 1, layout="ndjson")
+    inner = event["deep"]
+    for _ in range(998):
+        inner = inner[0]
+    assert inner == ["\ufffd"]
+
+
+class Endless(io.RawIOBase):
+    """A body that never ends: `head`, then `fill` bytes for ever (a bomb, inflated)."""
+
+    def __init__(self, head, fill=b"x"):
+        self._head, self._fill, self._at = head, fill, 0
+
+    def readable(self):
+        return True
+
+    def seekable(self):
+        return True
+
+    def seek(self, position, whence=0):
+        self._at = position
+        return position
+
+    def readinto(self, buffer):
+        data = self._head[self._at:self._at + len(buffer)]
+        data += self._fill * (len(buffer) - len(data))
+        buffer[:len(data)] = data
+        self._at += len(data)
+        return len(data)
+
+
+@pytest.mark.parametrize("layout, head, message", [
+    ("ndjson", b'{"a": 1}\n{"b": "', "Bundle 7 line 2 is longer than 1 MiB"),
+    ("ndjson", b"", "Bundle 7 line 1 is longer than 1 MiB"),
+    ("array", b'[{"a": 1}, {"b": "', "Bundle 7 row 1 is longer than 1 MiB"),
+    ("array", b'[{"a": 1}, {"b": ' + b"[" * 500, "Bundle 7 row 1 is longer than 1 MiB"),
+    ("array", b'[{"a": 1}, {"b": "\\\\', "Bundle 7 row 1 is longer than 1 MiB"),
+    ("array", b'[{"a": 1}, {"b": "\\u12', "Bundle 7 row 1 is longer than 1 MiB"),
+    ("array", b'[{"a": 1}, {"b": 1', "Bundle 7 row 1 is longer than 1 MiB"),
+])
+def test_a_body_that_never_ends_stops_at_the_cap_in_bounded_memory(monkeypatch, layout, head,
+                                                                   message):
+    monkeypatch.setattr(decode, "MAX_EVENT_BYTES", 1 << 20)
+    fill = {b"1": b"1", b"2": b"1", b"[": b" ", b"\\": b"\\"}.get(head[-1:], b"x")
+    source = lambda: io.BufferedReader(Endless(head, fill))  # noqa: E731
+    tracemalloc.start()
+    try:
+        with pytest.raises(BundleFormatError, match=message) as raised:
+            list(iter_events(source, 7, layout=layout))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert "(the most one event may be)." in str(raised.value)
+    assert peak < 8 << 20
+
+
+@pytest.mark.parametrize("layout", ["ndjson", "array"])
+def test_a_gzip_bomb_without_a_newline_is_one_line(tmp_path, monkeypatch, layout):
+    monkeypatch.setattr(decode, "MAX_EVENT_BYTES", 1 << 20)
+    path = tmp_path / "bomb.json.gz"
+    head = b'[{"a": "' if layout == "array" else b'{"a": "'
+    fill = b"x" if layout == "array" else b"\0"  # NUL bytes: ijson would refuse them at once
+    path.write_bytes(gzip.compress(head + fill * (32 << 20)))
+    unit = "row 0" if layout == "array" else "line 1"
+    with pytest.raises(BundleFormatError, match=f"Bundle 3 {unit} is longer than 1 MiB"):
+        list(iter_events(str(path), 3, layout=layout))
+
+
+@pytest.mark.parametrize("cut", [1000, 1001, 5000])
+def test_an_ndjson_line_longer_than_the_cap_is_named_whatever_the_blocks(tmp_path,
+                                                                         monkeypatch, cut):
+    monkeypatch.setattr(decode, "MAX_EVENT_BYTES", 1000)
+    line = b'{"a": "' + b"x" * (cut - 9) + b'"}'  # `cut` bytes long
+    path = tmp_path / "export.ndjson"
+    path.write_bytes(b'{"b": 1}\n' + line + b"\n")
+    if cut <= 1000:
+        assert len(list(iter_events(str(path), 1, layout="ndjson"))) == 2
+        return
+    with pytest.raises(BundleFormatError,
+                       match="^Bundle 1 line 2 is longer than 1000 bytes \\(the most one"):
+        list(iter_events(str(path), 1, layout="ndjson"))

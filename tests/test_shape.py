@@ -257,3 +257,84 @@ def test_a_key_of_the_wrong_type_keeps_its_column_converted():
     # the same shape of row without a key declared goes to the catch-all, as any misfit does
     assert RecordShaper(people, set(people["properties"])).shape(
         {"IndvId": "5766471436111872123"}) == {"CustomVars": {"IndvId": "5766471436111872123"}}
+
+
+@pytest.mark.parametrize("sent, kept", [
+    ("5766471436111872123", 5766471436111872123), ("-9223372036854775808", -2**63),
+    ("--5", "--5"), ("-", "-"), ("²", "²"), ("٣", "٣"), (" 5", " 5"), ("5\n", "5\n"),
+    ("-0", "-0"), ("007", "007"), ("+5", "+5"), ("1e3", "1e3"), ("9" * 5000, "9" * 5000),
+    ("9223372036854775808", "9223372036854775808"), ("", ""),
+    (1.5, 1.5), (True, True), ([1], [1]), ({"a": 1}, {"a": 1}), (Decimal("5"), Decimal("5")),
+])
+def test_a_key_text_becomes_an_integer_only_when_it_is_exactly_one(sent, kept):
+    people = BY_NAME["individuals"].schema()
+    shaper = RecordShaper(people, set(people["properties"]), keys=["IndvId"])
+    record = shaper.shape({"IndvId": sent})
+    assert record == {"IndvId": kept} and type(record["IndvId"]) is type(kept)
+
+
+@pytest.mark.parametrize("sent, kept", [
+    (7277135327093248123, "7277135327093248123"), (2**64 - 1, "18446744073709551615"),
+    (-2**63, "-9223372036854775808"), (10**5000, 10**5000), (WideInt(2**70), WideInt(2**70)),
+    (True, True), (None, None),
+], ids=["fits", "u64", "i64", "huge", "wide", "bool", "none"])
+def test_a_key_number_becomes_text_only_when_it_fits_64_bits(sent, kept):
+    users = BY_NAME["users"].schema()
+    shaper = RecordShaper(users, set(users["properties"]), "other_fields", keys=["id"])
+    record = shaper.shape({"id": sent})
+    assert record == {"id": kept} and type(record["id"]) is type(kept)
+
+
+ODD_VALUES = [10**5000, -10**5000, 2**64, WideInt(10**30), Decimal("1e400"), Decimal("NaN"),
+              float("nan"), float("inf"), True, False, None, 0, -1, 1.5, "", "--5", "9" * 5000,
+              "\ud800", "a\x00b", [], [1, [2, {"x": None}]], {}, {"a": {"b": [1]}},
+              "2026-01-02T00:00:00Z", "2026-01-02T00:00:00+25:00", "9999-12-31T23:59:59-23:59",
+              "0001-01-01T00:00:00+23:59", "2026-01-02T23:59:60Z"]
+FIELD_OF_EACH_KIND = ["UserId", "EventDuration", "PageUrl", "PageStart", "EventStart",
+                      "CustomVars", "ExportBundleRow", "ExportBundleStop", "evt_undeclared"]
+KINDS = {"integer": int, "number": (int, float), "string": str, "object": dict}
+
+
+def fits(value, prop):
+    """True if `value` may sit in a column of schema `prop`."""
+    if prop.get("format") == "date-time":
+        return is_date_time(value)
+    kinds = tuple(KINDS[kind] for kind in prop["type"] if kind in KINDS)
+    ok_type = value is None or (isinstance(value, kinds) and type(value) is not bool
+                                and type(value) is not WideInt)
+    if isinstance(value, int) and prop["type"] == ["null", "integer"]:
+        ok_type = ok_type and -2**63 <= value < 2**63
+    return ok_type
+
+
+@pytest.mark.parametrize("field", FIELD_OF_EACH_KIND)
+@pytest.mark.parametrize("value", ODD_VALUES, ids=[f"v{i}" for i in range(len(ODD_VALUES))])
+@pytest.mark.parametrize("finishes_unit", [True, False], ids=["finishing", "straddling"])
+def test_any_value_in_any_field_is_shaped_without_raising(field, value, finishes_unit):
+    s = RecordShaper(SCHEMA, ALL_FIELDS, "CustomVars", START, "EventStart", EVENT_FIELDS,
+                     datetime(2027, 1, 1, tzinfo=timezone.utc), keys=["UserId"])
+    s.finishes_unit = finishes_unit
+    identity = s.identity_values(BUNDLE)
+    for event in ({field: value}, {"EventStart": "2026-06-01T00:00:00Z", field: value}):
+        record = s.shape(dict(event), identity, 4)
+        if record is None:
+            continue
+        for key, got in record.items():
+            if key in SCHEMA["properties"] and key not in ("UserId", "CustomVars"):
+                assert fits(got, SCHEMA["properties"][key]), (key, got)  # UserId: a key
+
+
+def test_fits_refuses_what_a_column_cannot_hold():
+    integer, stamp = SCHEMA["properties"]["UserId"], SCHEMA["properties"]["PageStart"]
+    assert fits(5, integer) and fits(None, integer) and fits("2026-01-02T00:00:00Z", stamp)
+    assert not any([fits(True, integer), fits(2**63, integer), fits(WideInt(2**70), integer),
+                    fits("5", integer), fits("tomorrow", stamp)])
+
+
+@pytest.mark.parametrize("layout", [{}, {"PageId": 5}, {"EventStart": "x"}],
+                         ids=["alone", "with-an-int", "value-by-value"])
+def test_a_bool_is_no_integer_or_number_though_python_says_it_is(layout):
+    record, s = shape({**layout, "SessionId": True, "EventDuration": False})
+    assert record["CustomVars"]["SessionId"] is True and "SessionId" not in record
+    assert record["CustomVars"]["EventDuration"] is False and "EventDuration" not in record
+    assert s.misfits["SessionId"] == s.misfits["EventDuration"] == 1
