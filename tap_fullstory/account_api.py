@@ -20,6 +20,7 @@ from tap_fullstory.errors import UnexpectedAnswer
 SETTING = "api_base_url"
 NEXT_TOKENS = ("next_page_token", "nextPaginationToken", "next_pagination_token")
 PAGE_LIMIT = 100  # the most /segments/v1 and the history endpoints answer per page
+MAX_EMPTY_PAGES = 5  # empty pages in a row that still name a next page: a pager gone wrong
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,7 @@ def total_records(answer):
 def pages(transport, base_url, endpoint, what, hints=None, config=None):
     """Yield each Page of `endpoint` (its records a list of objects), first page first;
     `config` turns on the endpoint's flags."""
-    token, seen = None, set()
+    token, seen, empty = None, set(), 0
     while True:
         params = endpoint.query(config)
         if token is not None:
@@ -118,6 +119,12 @@ def pages(transport, base_url, endpoint, what, hints=None, config=None):
         token = next_token(answer) if endpoint.token_param else None
         if token is None:
             return
+        empty = empty + 1 if not records else 0
+        if empty >= MAX_EMPTY_PAGES:
+            raise UnexpectedAnswer(f"FullStory answered {what} with {empty} empty pages in a "
+                                   "row, each naming a next page; stopping rather than "
+                                   "reading pages for ever. Check api_base_url and any "
+                                   "proxy in between, then run again.")
         if token in seen:
             raise UnexpectedAnswer(f"FullStory answered {what} with a page token it had "
                                    "already given; stopping rather than reading pages for "

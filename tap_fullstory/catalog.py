@@ -1,12 +1,11 @@
 """Reading the catalog a sync is given: which stream and fields to emit, and its keys."""
 
-import json
-
 from singer import metadata
 from singer.catalog import Catalog
 
 from tap_fullstory.discover import automatic_fields, discover
 from tap_fullstory.errors import ConfigError
+from tap_fullstory.json_file import read_json_file
 from tap_fullstory.streams import BY_NAME
 
 DEFAULT_STREAM = "events"
@@ -14,17 +13,8 @@ DEFAULT_STREAM = "events"
 
 def load_catalog(path, option="--catalog"):
     """Read a catalog file (or a legacy --properties file) into a singer Catalog."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
-    except FileNotFoundError:
-        raise ConfigError(f"Catalog file {path} ({option}) does not exist.") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"Catalog file {path} ({option}) cannot be read: "
-                          f"{getattr(exc, 'strerror', None) or exc}.") from None
-    except ValueError as exc:
-        raise ConfigError(f"Catalog file {path} ({option}) is not valid JSON (line "
-                          f"{exc.lineno}): write it with --discover and edit it.") from None
+    data = read_json_file(f"Catalog file {path} ({option})", path, ".",
+                          ": write it with --discover and edit it.")
     streams = data.get("streams") if isinstance(data, dict) else None
     if not isinstance(streams, list) or not all(isinstance(s, dict) for s in streams):
         raise ConfigError(f"Catalog file {path} ({option}) must be an object with a "

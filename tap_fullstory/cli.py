@@ -18,6 +18,7 @@ from tap_fullstory.emit import MessageWriter
 from tap_fullstory.errors import ConfigError, TapError
 from tap_fullstory.feed import in_background
 from tap_fullstory.file_stream import make_source
+from tap_fullstory.json_file import read_json_file
 from tap_fullstory.stopping import STOP, Stopped
 from tap_fullstory.streams import STREAMS
 from tap_fullstory.sync import sync
@@ -143,22 +144,9 @@ def build_parser():
 
 
 def _read_state(path):
-    try:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
-    except FileNotFoundError:
-        raise ConfigError(f"State file {path} does not exist; omit --state to start from "
-                          "start_date.") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"State file {path} cannot be read: "
-                          f"{getattr(exc, 'strerror', None) or exc}.") from None
-    if not text.strip():
-        return {}
-    try:
-        return json.loads(text)
-    except ValueError as exc:
-        raise ConfigError(f"State file {path} is not valid JSON (line {exc.lineno}); pass "
-                          "the last STATE value the tap printed.") from None
+    return read_json_file(f"State file {path}", path, "; omit --state to start from "
+                          "start_date.", "; pass the last STATE value the tap printed.",
+                          if_empty={})
 
 
 def _set_log_level():

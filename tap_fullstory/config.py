@@ -14,6 +14,7 @@ import ciso8601
 
 from tap_fullstory import __version__, redaction
 from tap_fullstory.errors import ConfigError
+from tap_fullstory.json_file import read_json_file
 
 DEFAULT_BASE_URL = "https://export.fullstory.com"
 DEFAULT_API_BASE_URL = "https://api.fullstory.com"
@@ -148,20 +149,8 @@ class TapConfig:
 
 def load_config_file(path):
     """Read a config file into a dict, with one-line errors for every way it can be bad."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
-    except FileNotFoundError:
-        raise ConfigError(f"Config file {path} does not exist; pass the path of a JSON "
-                          "file like sample_config.json.") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"Config file {path} cannot be read: "
-                          f"{getattr(exc, 'strerror', None) or exc}.") from None
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        raise ConfigError(f"Config file {path} is not valid JSON (line {exc.lineno}, "
-                          f"column {exc.colno}): fix the syntax.") from None
+    data = read_json_file(f"Config file {path}", path, "; pass the path of a JSON file like "
+                          "sample_config.json.", ": fix the syntax.", column=True)
     if not isinstance(data, dict):
         raise ConfigError(f"Config file {path} must hold a JSON object of settings, "
                           f"not a {type(data).__name__}.")

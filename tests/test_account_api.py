@@ -85,3 +85,24 @@ def test_403_carries_the_stream_hint():
     responses.get(API + account_api.USERS.path, status=403)
     with pytest.raises(Forbidden, match="^needs Architect$"):
         read(account_api.USERS, hints={403: "needs Architect"})
+
+
+@responses.activate
+def test_empty_pages_with_fresh_tokens_for_ever_stop_with_one_line():
+    url = API + account_api.SEGMENTS.path
+    for number in range(account_api.MAX_EMPTY_PAGES + 3):
+        responses.get(url, json={"segments": [], "nextPaginationToken": f"t{number}"})
+    with pytest.raises(UnexpectedAnswer, match="5 empty pages in a row"):
+        read(account_api.SEGMENTS)
+    assert len(responses.calls) == account_api.MAX_EMPTY_PAGES
+
+
+@responses.activate
+def test_a_few_empty_pages_between_full_ones_are_read_through():
+    url = API + account_api.SEGMENTS.path
+    for number in range(account_api.MAX_EMPTY_PAGES - 1):
+        responses.get(url, json={"segments": [], "nextPaginationToken": f"e{number}"})
+    responses.get(url, json={"segments": [{"id": "s"}], "nextPaginationToken": "x"})
+    responses.get(url, json={"segments": [{"id": "t"}]})
+    assert [r for page in read(account_api.SEGMENTS) for r in page] == [{"id": "s"},
+                                                                         {"id": "t"}]
