@@ -11,6 +11,7 @@ first — then each STATE, even one written by a stop between records, is true.
 """
 
 import functools
+import json
 import logging
 import time
 
@@ -26,6 +27,7 @@ from tap_fullstory.stopping import STOP
 
 LOGGER = logging.getLogger(__name__)
 LIFTED = ("lastUpdated", "created", "lastUpdatedBy", "createdBy")  # from `metadata`
+TIES_OUT = "versions_out_at_last_updated"
 
 
 def lift_metadata(record):
@@ -79,14 +81,22 @@ class PagedStreamSync:
             if self.since is not None and version_moment(bookmark) is None:
                 raise bad_state(f"bookmark lastUpdated of '{self.name}' must be an RFC 3339 "
                                 "timestamp")
+            # How many versions at exactly `since` are out (absent: all of them): two
+            # versions can share a lastUpdated, and a stop may fall between them.
+            self.at_since = bookmark.get(TIES_OUT)
+            if self.at_since is not None and not (type(self.at_since) is int
+                                                  and self.at_since >= 0):
+                raise bad_state(f"bookmark {TIES_OUT} of '{self.name}' must be a whole number")
             self.version = None
         else:
-            self.since = None
+            self.since, self.at_since = None, None
             self.version = int(time.time() * 1000)
 
     def state(self):
         """The STATE value for exactly what has been handed to the writer."""
         bookmark = {} if self.since is None else {"lastUpdated": self.since}
+        if self.since is not None and self.stream.history and self.at_since is not None:
+            bookmark[TIES_OUT] = self.at_since
         return self.keeper.update(self.name, bookmark)
 
     def run(self):
@@ -136,16 +146,25 @@ class PagedStreamSync:
             moment = version_moment(record)
             if moment is None:
                 undated += 1
-            elif since is None or moment > since:
+            elif since is None or moment >= since:
                 dated.append((moment, record))
         if undated:
             LOGGER.warning("%s: %d version(s) without a readable metadata.lastUpdated were not "
                            "emitted: without it a version cannot be synced exactly once.",
                            self.name, undated)
-        dated.sort(key=lambda pair: pair[0])
-        for _, record in dated:
-            last = record["lastUpdated"]
+        # Ties in a fixed order, the same in every run, so a count of them is a position.
+        dated.sort(key=lambda pair: (pair[0], json.dumps(pair[1], sort_keys=True,
+                                                         default=str)))
+        ties_to_pass = len(dated) if self.at_since is None else self.at_since
+        for moment, record in dated:
+            if since is not None and moment == since and ties_to_pass:
+                ties_to_pass -= 1
+                continue
             self._emit(record)
-            self.since = last
+            if since is not None and moment == since:
+                self.at_since = (self.at_since or 0) + 1
+            else:
+                since, self.since, self.at_since = moment, record["lastUpdated"], 1
             if self.emitted % self.config.checkpoint_every == 0:
                 self.writer.write_state(self.state())
+        self.at_since = None  # every version at `since` is out

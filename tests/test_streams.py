@@ -339,3 +339,26 @@ def test_identified_users_only_lists_the_identified_users(account):
     assert (f"users: total_records announces {len(identified)} record(s) with "
             f"is_identified=true: {math.ceil(len(identified) / 10)} request(s) at 10 a page."
             ) in result.stderr.decode()
+
+
+def test_two_versions_with_the_same_last_updated_and_a_stop_between_them(account):
+    """A kill right after the STATE that follows the first of two versions sharing a
+    lastUpdated leaves that STATE: resumed from it, the second comes once, the first not."""
+    server, sync, _, _ = account
+    first = messages(sync(["block_rules_history"]).stdout)
+    ties = [lifted(server.account.add_version("blocking")),
+            lifted(server.account.add_version("blocking", same_moment=True))]
+    assert ties[0]["lastUpdated"] == ties[1]["lastUpdated"]
+    whole = messages(sync(["block_rules_history"], states(first)[-1],
+                          checkpoint_every=1).stdout)
+    cut = next(i for i, m in enumerate(whole) if m["type"] == "RECORD")
+    before = whole[:cut + 1]
+    between = next(m["value"] for m in whole[cut + 1:] if m["type"] == "STATE")
+    assert between["bookmarks"]["block_rules_history"] == {
+        "lastUpdated": ties[0]["lastUpdated"], "versions_out_at_last_updated": 1}
+    rest = messages(sync(["block_rules_history"], between).stdout)
+    got = by_stream(before, "block_rules_history") + by_stream(rest, "block_rules_history")
+    assert sorted(map(json.dumps, got)) == sorted(map(json.dumps, ties))
+    assert states(rest)[-1]["bookmarks"]["block_rules_history"] == {
+        "lastUpdated": ties[0]["lastUpdated"]} == \
+        states(whole)[-1]["bookmarks"]["block_rules_history"]

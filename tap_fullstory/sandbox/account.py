@@ -198,13 +198,18 @@ class SandboxAccount:
         with self._lock:
             return [copy.deepcopy(v) for _, v in reversed(self._versions[_key(kind, platform)])]
 
-    def add_version(self, kind, platform="web"):
-        """A newer version of a setting (lastUpdated after every other), now current."""
+    def add_version(self, kind, platform="web", same_moment=False):
+        """A newer version of a setting (lastUpdated after every other), now current. With
+        `same_moment`, saved in the same instant as the last one: FullStory documents no
+        order of versions and nothing that makes lastUpdated unique (the settings history
+        reference), so the tap must be right when two versions share it."""
         key = _key(kind, platform)
         with self._lock:
             versions, rng = self._versions[key], self._rngs[key]
             moment, previous = versions[-1]
-            moment += timedelta(hours=rng.randrange(1, 72), microseconds=rng.randrange(10**6))
+            if not same_moment:
+                moment += timedelta(hours=rng.randrange(1, 72),
+                                    microseconds=rng.randrange(10**6))
             created, creator = previous["metadata"]["created"], previous["metadata"]["createdBy"]
             versions.append((moment, _version(rng, kind, platform, previous, moment, created,
                                               creator)))
