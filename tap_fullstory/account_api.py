@@ -84,7 +84,7 @@ def next_token(answer):
 
 def whoami(transport, base_url):
     """GET /me: the key's {"email", "orgId", "role"} (email blank for a legacy org key)."""
-    return transport.json("key check", base_url + ME, SETTING)
+    return transport.json("key check", base_url + ME, SETTING, call="me")
 
 
 def total_records(answer):

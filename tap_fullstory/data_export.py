@@ -60,7 +60,7 @@ class DataExportAPI:
         """One LIST page: the (at most 20) bundles whose Stop is after `start`."""
         answer = self.transport.json("list", self.list_url, SETTING,
                                      params={"start": int(start)}, expect="exports",
-                                     hints=HINTS)
+                                     hints=HINTS, call="list")
         exports = answer["exports"]
         if exports is None:
             return []
@@ -77,7 +77,8 @@ class DataExportAPI:
         hints = {**HINTS, 404: f"FullStory answered 404 Not Found for bundle {bundle.id}: the "
                                "bundle no longer exists."}
         return self.transport.download(f"bundle {bundle.id}", self.get_url, SETTING, sink,
-                                       params={"id": bundle.id}, paced=True, hints=hints)
+                                       params={"id": bundle.id}, paced=True, hints=hints,
+                                       call="bundle")
 
 
 class BundleSource:

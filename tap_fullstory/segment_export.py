@@ -123,7 +123,8 @@ class SegmentExportAPI:
             answer = self.transport.json(f"create export ({mid_sentence(what)})",
                                          self.base_url + EXPORTS_PATH, SETTING,
                                          method="POST", body=body, expect="operationId",
-                                         hints={400: check[0].upper() + check[1:]})
+                                         hints={400: check[0].upper() + check[1:]},
+                                         call="export_create")
         except NotFound as exc:
             said = f" ({exc.said})" if exc.said else ""
             raise SettingRefused(f"FullStory answered 404 Not Found{said} to creating an "
@@ -139,7 +140,8 @@ class SegmentExportAPI:
         """One poll of an export operation: its answer (a JSON object)."""
         try:
             return self.transport.json("export operation", self.base_url + OPERATIONS_PATH +
-                                       operation, SETTING, expect="state")
+                                       operation, SETTING, expect="state",
+                                       call="export_operation")
         except NotFound as exc:
             said = f" ({exc.said})" if exc.said else ""
             raise SettingRefused(f"FullStory answered 404 Not Found{said} to polling export "
@@ -153,7 +155,7 @@ class SegmentExportAPI:
         try:
             answer = self.transport.json("export results", self.base_url +
                                          RESULTS_PATH.format(search_id), SETTING,
-                                         expect="location")
+                                         expect="location", call="export_results")
         except FatalAPIError as exc:
             if exc.response is not None and exc.response.status_code in (404, 410):
                 raise ExportExpired(f"export {search_id} has expired", exc.response) from None
@@ -174,7 +176,7 @@ class SegmentExportAPI:
         """GET the export's file into `sink`, without the key: the URL carries its own
         signature. A lapsed URL answers 404 (NotFound) or 401/403 (DownloadRefused)."""
         return self.transport.download(f"export download ({mid_sentence(what)})", location,
-                                       SETTING, sink, auth=False)
+                                       SETTING, sink, auth=False, call="export_download")
 
 
 class WindowSource:
@@ -227,9 +229,9 @@ class WindowSource:
         for number, window in enumerate(windows[:self.in_flight]):
             if window.id in self._ahead or (number == 0 and standing and standing.origin):
                 continue
-            limited = self.api.transport.rate_limits["create export"]
+            limited = self.api.transport.rate_limits["export_create"]
             self._ahead[window.id] = self._create(window, self.describe(window))
-            if self.api.transport.rate_limits["create export"] > limited and self.in_flight > 1:
+            if self.api.transport.rate_limits["export_create"] > limited and self.in_flight > 1:
                 self.in_flight -= 1
                 LOGGER.info("FullStory rate-limited creating exports: at most %d in flight from "
                             "now on.", self.in_flight)

@@ -139,7 +139,7 @@ class Transport:
         self._headers = {"Authorization": f"Basic {config.api_key}",
                          "User-Agent": config.user_agent}
         self._local = threading.local()
-        self.rate_limits = Counter()  # 429s answered, by call ("create export", "list", …)
+        self.rate_limits = Counter()  # 429s answered, by call ("export_create", "list", …)
         self.pacer = pacer or DownloadPacer(config.max_downloads_per_minute)
         rate_limited = backoff.on_exception(
             backoff.runtime, RateLimited, value=lambda exc: exc.retry_after, jitter=None,
@@ -165,19 +165,22 @@ class Transport:
         return session
 
     def json(self, what, url, setting, params=None, method="GET", body=None, expect=None,
-             hints=None):
+             hints=None, call=None):
         """One call with retries; its answer, which must be a JSON object (holding the key
-        `expect`, if given). `setting` names the config setting that holds the host."""
-        request = Request(what, url, setting, params, method, body, expect, hints)
+        `expect`, if given). `setting` names the config setting that holds the host; `call`
+        is the call's stable name, for metric tags and the rate-limit counter (`what` is
+        for people)."""
+        request = Request(what, url, setting, params, method, body, expect, hints,
+                          call=call)
         return self._run(request)
 
     def download(self, what, url, setting, sink, params=None, auth=True, paced=False,
-                 hints=None):
+                 hints=None, call=None):
         """GET a body into `sink` exactly as it comes over the wire (never inflated), with
         retries; returns its size. `sink.begin(expected_size)` starts each try afresh and
         `sink.write(bytes)` takes each chunk."""
         request = Request(what, url, setting, params, "GET", None, None, hints, sink=sink,
-                          auth=auth, paced=paced)
+                          auth=auth, paced=paced, call=call)
         return self._run(request)
 
     def _run(self, request):
@@ -210,7 +213,7 @@ class Transport:
 
     def _log_rate_limit(self, details):
         exc, request = details["exception"], details["args"][0]
-        self.rate_limits[request.what.split(" (")[0]] += 1
+        self.rate_limits[request.call] += 1
         asked = exc.asked
         why = "as Retry-After asks" if asked >= MIN_RETRY_AFTER else \
             f"(Retry-After asked {asked:g} s; never less than {MIN_RETRY_AFTER:g} s)"
@@ -224,7 +227,7 @@ class Transport:
                      request.url if request.auth else urlsplit(request.url).path,
                      request.params or "")
         session = self.session(request.auth)
-        with metrics.http_request_timer(request.what.split()[0]) as timer:
+        with metrics.http_request_timer(request.call) as timer:
             try:
                 # A body is kept as it comes and only gzip is inflated (by its magic
                 # bytes), so gzip is the one encoding a download may come in.
@@ -330,10 +333,11 @@ class Request:
     """One request as the API modules describe it."""
 
     __slots__ = ("what", "url", "setting", "params", "method", "body", "expect", "hints",
-                 "sink", "auth", "paced")
+                 "sink", "auth", "paced", "call")
 
     def __init__(self, what, url, setting, params, method, body, expect, hints, sink=None,
-                 auth=True, paced=False):
+                 auth=True, paced=False, call=None):
         self.what, self.url, self.setting, self.params = what, url, setting, params
         self.method, self.body, self.expect, self.hints = method, body, expect, hints
         self.sink, self.auth, self.paced = sink, auth, paced
+        self.call = call or what
