@@ -42,6 +42,7 @@ CHUNK_BYTES = 1 << 20
 SHOWN_BYTES = 60          # how much of an unexpected answer an error quotes
 ERROR_BODY_BYTES = 1 << 16  # how much of a refusal is read for FullStory's message
 SAID_CHARS = 300            # how much of FullStory's message an error quotes
+MAX_ANSWER_BYTES = 64 << 20  # an API answer (a page, an operation) is kilobytes
 TRANSIENT = (RetriableAPIError, requests.ConnectionError, requests.Timeout,
              urllib3.exceptions.HTTPError)
 
@@ -247,10 +248,17 @@ class Transport:
             return self._save(request, response)
 
     def _answer(self, request, response):
-        raw = response.content
+        # Read up to a cap, never whole: a proxy or a broken server may send without end.
+        raw = response.raw.read(MAX_ANSWER_BYTES + 1, decode_content=True) or b""
+        if len(raw) > MAX_ANSWER_BYTES:
+            raise UnexpectedAnswer(
+                f"FullStory's answer to {request.what} is larger than "
+                f"{MAX_ANSWER_BYTES >> 20} MiB, far beyond any answer the API documents; "
+                f"check that {request.setting} ({self._base(request.url)}) points at "
+                "FullStory, or the proxy in between.")
         try:
-            answer = response.json()
-        except ValueError:
+            answer = json.loads(raw)
+        except (ValueError, RecursionError):  # not JSON, or nested beyond what can be read
             answer = None
         if not isinstance(answer, dict) or (request.expect and request.expect not in answer):
             raise UnexpectedAnswer(self._unexpected(request, response, raw))

@@ -7,6 +7,7 @@ import pytest
 import requests
 import responses
 
+from tap_fullstory import transport as transport_module
 from tap_fullstory.config import parse_config
 from tap_fullstory.errors import (
     DownloadRefused,
@@ -329,3 +330,18 @@ def test_downloads_ask_only_for_the_gzip_encoding_they_can_read():
     responses.get(BODY_URL, body=b"[]")
     make_transport().download("bundle 1", BODY_URL, "base_url", Sink())
     assert responses.calls[0].request.headers["Accept-Encoding"] == "gzip"
+
+
+@responses.activate
+def test_an_answer_larger_than_the_cap_is_one_line_never_read_whole(monkeypatch):
+    monkeypatch.setattr(transport_module, "MAX_ANSWER_BYTES", 1000)
+    responses.get(URL, body=b'{"exports": [' + b'{"Id": 1},' * 500 + b'{"Id": 2}]}')
+    with pytest.raises(UnexpectedAnswer, match="is larger than 0 MiB"):
+        make_transport().json("list", URL, "base_url", expect="exports")
+
+
+@responses.activate
+def test_an_answer_nested_beyond_reading_is_one_line():
+    responses.get(URL, body=b'{"exports": ' + b"[" * 100_000 + b"]" * 100_000 + b"}")
+    with pytest.raises(UnexpectedAnswer, match="is not what the API promises"):
+        make_transport().json("list", URL, "base_url", expect="exports")
