@@ -155,6 +155,32 @@ def test_a_partly_sent_window_without_its_export_is_sent_whole(segment, tmp_path
     assert {key for key in window_events(server.data) if key[0] == window} <= got
 
 
+def test_the_refetch_recipe_then_a_cut_off_download_sends_each_row_once(sandbox,
+                                                                       write_config,
+                                                                       tmp_path):
+    # the recipe's state names no export, so the window is read from a new export from its
+    # first row; its file then breaks half-way, after rows went out: the retry reads that
+    # same export and goes on after them, never from the first row again
+    server = sandbox(bundles=1, events_per_bundle=8000, faults="truncate-download=1")
+    begin = int(server.data.start.timestamp()) + 6 * 3600
+    window = begin * 100 + HOURS
+    state = tmp_path / "state.json"
+    state.write_text(json.dumps({"bookmarks": {"events": {
+        "ExportBundleStop": "2026-01-01T06:00:00Z",
+        "in_progress": {"ExportBundleId": window, "rows_done": 5}}}}))
+    config = write_config(server.url, source="segment_export", export_window_hours=HOURS,
+                          end_date="2026-01-01T12:00:00Z", checkpoint_every=50)
+    result = run_tap("--config", config, "--state", str(state))
+    assert result.returncode == 0, result.stderr.decode()
+    stderr = result.stderr.decode()
+    assert "Downloading it again" in stderr and "row(s) are out" not in stderr
+    ids = [identity(r) for r in records(messages(result.stdout))]
+    assert len(ids) == len(set(ids)), f"{len(ids) - len(set(ids))} row(s) came twice"
+    expected = server.data.window_events(begin, begin + HOURS * 3600)
+    assert set(ids) == {(window, row) for row in range(len(expected))}
+    assert len(server.segment.operations) == 1  # the retry read the same export
+
+
 def test_two_ranges_split_inside_a_window_come_once(segment, tmp_path):
     # a boundary between two milliseconds, inside a 6 h window: both ranges read that
     # window, each emits its side; the first range continued from its state to a later
