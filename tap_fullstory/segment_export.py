@@ -110,8 +110,10 @@ class SegmentExportAPI:
         self.base_url = base_url
         self.segment_id = segment_id
 
-    def create(self, export_type, start, stop, what):
-        """Start an export of [start, stop) (unix seconds); its operationId."""
+    def create(self, export_type, start, stop, what, tries=None):
+        """Start an export of [start, stop) (unix seconds); its operationId. `tries` gets
+        one entry per POST that failed (a timeout, a 5xx) and was sent again: FullStory
+        may have made an export for each."""
         window = {"start": format_time(start, API), "end": format_time(stop, API)}
         body = {"segmentId": self.segment_id, "type": export_type, "format": "FORMAT_NDJSON",
                 "timeRange": window, "segmentTimeRange": window}
@@ -124,7 +126,7 @@ class SegmentExportAPI:
                                          self.base_url + EXPORTS_PATH, SETTING,
                                          method="POST", body=body, expect="operationId",
                                          hints={400: check[0].upper() + check[1:]},
-                                         call="export_create")
+                                         call="export_create", tries=tries)
         except NotFound as exc:
             said = f" ({exc.said})" if exc.said else ""
             raise SettingRefused(f"FullStory answered 404 Not Found{said} to creating an "
@@ -193,6 +195,9 @@ class WindowSource:
         self.in_flight = config.max_exports_in_flight
         self._ahead = {}    # window id -> the operation created ahead for it, until fetched
         self._created = {}  # operationId -> when this run created it (time.monotonic)
+        # operationId -> exports that failed tries to create it may have left at FullStory:
+        # they count against max_exports_in_flight until this one completes
+        self._orphans = {}
 
     def window_id(self, begin):
         return begin * 100 + self.config.export_window_hours
@@ -226,7 +231,9 @@ class WindowSource:
         """Start the exports of the next `windows` (the first is fetched next; `standing` is
         where it stands), so that up to max_exports_in_flight run at FullStory at once. A
         429 on creating one lowers that number for the rest of the run."""
-        for number, window in enumerate(windows[:self.in_flight]):
+        for number, window in enumerate(windows):
+            if number >= max(1, self.in_flight - sum(self._orphans.values())):
+                break
             if window.id in self._ahead or (number == 0 and standing and standing.origin):
                 continue
             limited = self.api.transport.rate_limits["export_create"]
@@ -325,8 +332,15 @@ class WindowSource:
         return origin, self.api.location(search_id), renumbered
 
     def _create(self, window, what):
-        operation = self.api.create(self.export_type, window.start, window.stop, what)
+        tries = []
+        operation = self.api.create(self.export_type, window.start, window.stop, what, tries)
         self._created[operation] = time.monotonic()
+        if tries:
+            self._orphans[operation] = len(tries)
+            LOGGER.info("%s: creating its export took %d tries; FullStory may have made an "
+                        "export for each failed one, so they count against "
+                        "max_exports_in_flight until this one completes.", what,
+                        len(tries) + 1)
         LOGGER.info("%s: export operation %s created.", what, operation)
         return operation
 
@@ -350,6 +364,7 @@ class WindowSource:
             longest=POLL_MAX_SECONDS,
             started=self._created.pop(operation, None))(self.api.operation)
         answer = poll(operation)
+        self._orphans.pop(operation, None)  # made at the same moment, done by now too
         state = answer.get("state")
         if state == "FAILED":
             details = answer.get("errorDetails") or "no details given"

@@ -166,13 +166,15 @@ class Transport:
         return session
 
     def json(self, what, url, setting, params=None, method="GET", body=None, expect=None,
-             hints=None, call=None):
+             hints=None, call=None, tries=None):
         """One call with retries; its answer, which must be a JSON object (holding the key
         `expect`, if given). `setting` names the config setting that holds the host; `call`
         is the call's stable name, for metric tags and the rate-limit counter (`what` is
-        for people)."""
+        for people). `tries`, a list, gets one entry per try that failed in a way that
+        may have reached FullStory (a timeout, a 5xx) and was tried again."""
         request = Request(what, url, setting, params, method, body, expect, hints,
                           call=call)
+        request.tries = tries
         return self._run(request)
 
     def download(self, what, url, setting, sink, params=None, auth=True, paced=False,
@@ -207,6 +209,9 @@ class Transport:
 
     def _log_retry(self, details):
         request = details["args"][0]
+        if request.tries is not None:
+            request.tries.append(describe_failure(details["exception"],
+                                                  self.config.request_timeout))
         LOGGER.warning("%s failed (try %d of %d): %s. Retrying in %.1f s.", request.what,
                        details["tries"], self.config.max_retries + 1,
                        describe_failure(details["exception"], self.config.request_timeout),
@@ -341,7 +346,7 @@ class Request:
     """One request as the API modules describe it."""
 
     __slots__ = ("what", "url", "setting", "params", "method", "body", "expect", "hints",
-                 "sink", "auth", "paced", "call")
+                 "sink", "auth", "paced", "call", "tries")
 
     def __init__(self, what, url, setting, params, method, body, expect, hints, sink=None,
                  auth=True, paced=False, call=None):
@@ -349,3 +354,4 @@ class Request:
         self.method, self.body, self.expect, self.hints = method, body, expect, hints
         self.sink, self.auth, self.paced = sink, auth, paced
         self.call = call or what
+        self.tries = None

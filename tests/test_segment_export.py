@@ -215,3 +215,25 @@ def test_an_odd_estimate_is_not_a_traceback():
     serve_export([{"state": "PENDING", "estimatePctComplete": [40]},
                   {"state": "PENDING", "estimatePctComplete": {"a": 1}}, DONE])
     assert not make_source().fetch(WINDOW, Sink(), Standing()).renumbered
+
+
+@responses.activate
+def test_a_create_retried_after_a_5xx_counts_the_export_it_may_have_left():
+    responses.post(API + EXPORTS_PATH, status=503)  # FullStory may have made this one
+    responses.post(API + EXPORTS_PATH, json={"operationId": "op-1"})
+    responses.post(API + EXPORTS_PATH, json={"operationId": "op-2"})
+    responses.post(API + EXPORTS_PATH, json={"operationId": "op-3"})
+    source = make_source()
+    later = [Unit(id=WINDOW.id + n * 600, start=WINDOW.start + n * 21600,
+                  stop=WINDOW.stop + n * 21600) for n in range(3)]
+    source.prepare(later, Standing())
+    # three in flight at most: the orphan of the failed try takes the third's place
+    assert sorted(source._ahead) == [later[0].id, later[1].id]
+    assert source._orphans == {"op-1": 1}
+    responses.get(API + OPERATIONS_PATH + "op-1", json=DONE)
+    responses.get(API + RESULTS_PATH.format("se-1"), json={"location": LOCATION})
+    responses.get(LOCATION, body=b"{}\n")
+    source.fetch(later[0], Sink(), Standing())
+    assert source._orphans == {}  # done with the export made at the same moment
+    source.prepare(later[1:], Standing())
+    assert sorted(source._ahead) == [later[1].id, later[2].id]
