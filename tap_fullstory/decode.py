@@ -9,7 +9,8 @@ on after it; so is a piece with a long digit run (orjson rounds integers beyond 
 floats) whose orjson result has a float that big. A value with many cuts inside it is read
 exactly too, at cuts spaced ever wider, so nothing is parsed over and over. Only a body
 that is not a plain array of objects goes to ijson, which reads any JSON and names the
-exact fault.
+exact fault; its tokens are built into values here, without recursion, since ijson's own
+builder needs memory that grows with the square of the depth.
 
 Every path gives the same values: integers exact whatever their size (those no 64-bit
 type holds as WideInt), numbers beyond a double as Decimal (never inf), and lone surrogate
@@ -555,6 +556,7 @@ class _MendedReader:
         return data
 
     def _count(self, size):
+        # ijson hands items over a read after their end, and this read may be one more
         if self._given + size - self._item_start > MAX_EVENT_BYTES + 2 * READ_BYTES:
             raise _Overlong
 
