@@ -615,6 +615,21 @@ def _no_int_digit_limit():
             sys.set_int_max_str_digits(limit)
 
 
+def _cause(error):
+    """yajl's message spans lines and quotes the body (as bytes, at times): its first line
+    says enough."""
+    text = error.args[0] if error.args else ""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    lines = str(text).splitlines()
+    return lines[0] if lines and lines[0].strip() else "parse error"
+
+
+def _after(rows):
+    """Where a fault is, as far as ijson tells: after the last row it gave whole."""
+    return f" after row {rows - 1}" if rows else ""
+
+
 def _parsed_events(source, what, tally):
     """Every event of the body through ijson, with a precise error for a bad body."""
     rows = 0  # items read
@@ -638,14 +653,14 @@ def _parsed_events(source, what, tally):
                 yield event
                 rows += 1
     except ijson.JSONError as exc:
-        # yajl's message spans lines and quotes the body; its first line says enough.
-        cause = str(exc).splitlines()[0] if str(exc) else "parse error"
+        cause = _cause(exc)
         if "premature EOF" in cause:
             raise BundleFormatError(f"{what} ends before its JSON array does.") from None
-        raise BundleFormatError(f"{what} is not valid JSON ({cause}).") from None
-    except UnicodeDecodeError:
-        raise BundleFormatError(f"{what} is not valid JSON (its text is not UTF-8).") \
+        raise BundleFormatError(f"{what} is not valid JSON{_after(rows)} ({cause}).") \
             from None
+    except UnicodeDecodeError:
+        raise BundleFormatError(f"{what} is not valid JSON{_after(rows)} (its text is not "
+                                "UTF-8).") from None
     except TooDeep:
         raise _too_deep(what, "row", rows) from None
     except _Overlong:
