@@ -9,7 +9,8 @@ on after it; so is a piece with a long digit run (orjson rounds integers beyond 
 floats) whose orjson result has a float that big. A value with many cuts inside it is read
 exactly too, at cuts spaced ever wider, so nothing is parsed over and over. Only a body
 that is not a plain array of objects goes to ijson, which reads any JSON and names the
-exact fault.
+exact fault; its tokens are built into values here, without recursion, since ijson's own
+builder needs memory that grows with the square of the depth.
 
 Every path gives the same values: integers exact whatever their size (those no 64-bit
 type holds as WideInt), numbers beyond a double as Decimal (never inf), and lone surrogate
@@ -555,6 +556,7 @@ class _MendedReader:
         return data
 
     def _count(self, size):
+        # ijson hands items over a read after their end, and this read may be one more
         if self._given + size - self._item_start > MAX_EVENT_BYTES + 2 * READ_BYTES:
             raise _Overlong
 
@@ -613,6 +615,21 @@ def _no_int_digit_limit():
             sys.set_int_max_str_digits(limit)
 
 
+def _cause(error):
+    """yajl's message spans lines and quotes the body (as bytes, at times): its first line
+    says enough."""
+    text = error.args[0] if error.args else ""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    lines = str(text).splitlines()
+    return lines[0] if lines and lines[0].strip() else "parse error"
+
+
+def _after(rows):
+    """Where a fault is, as far as ijson tells: after the last row it gave whole."""
+    return f" after row {rows - 1}" if rows else ""
+
+
 def _parsed_events(source, what, tally):
     """Every event of the body through ijson, with a precise error for a bad body."""
     rows = 0  # items read
@@ -636,14 +653,14 @@ def _parsed_events(source, what, tally):
                 yield event
                 rows += 1
     except ijson.JSONError as exc:
-        # yajl's message spans lines and quotes the body; its first line says enough.
-        cause = str(exc).splitlines()[0] if str(exc) else "parse error"
+        cause = _cause(exc)
         if "premature EOF" in cause:
             raise BundleFormatError(f"{what} ends before its JSON array does.") from None
-        raise BundleFormatError(f"{what} is not valid JSON ({cause}).") from None
-    except UnicodeDecodeError:
-        raise BundleFormatError(f"{what} is not valid JSON (its text is not UTF-8).") \
+        raise BundleFormatError(f"{what} is not valid JSON{_after(rows)} ({cause}).") \
             from None
+    except UnicodeDecodeError:
+        raise BundleFormatError(f"{what} is not valid JSON{_after(rows)} (its text is not "
+                                "UTF-8).") from None
     except TooDeep:
         raise _too_deep(what, "row", rows) from None
     except _Overlong:

@@ -564,3 +564,18 @@ def test_an_ndjson_line_longer_than_the_cap_is_named_whatever_the_blocks(tmp_pat
     with pytest.raises(BundleFormatError,
                        match="^Bundle 1 line 2 is longer than 1000 bytes \\(the most one"):
         list(iter_events(str(path), 1, layout="ndjson"))
+
+
+@pytest.mark.parametrize("body, message", [
+    (b'[{"a": 1}, {"a": 2}, {"a": 3} x]',
+     "Bundle 5 is not valid JSON after row 2 (lexical error: invalid char in json text.)."),
+    (b'[{"a": 1}, {"a": "\xff"}]', "Bundle 5 is not valid JSON after row 0 (lexical error: "
+                                  "invalid bytes in UTF8 string.)."),
+    (b'[{"a": "\xed\xa0\x80"}]', "Bundle 5 is not valid JSON (its text is not UTF-8)."),
+])
+def test_the_fallback_says_after_which_row_the_fault_is(tmp_path, body, message):
+    path = tmp_path / "bundle.body"
+    path.write_bytes(body)
+    with pytest.raises(BundleFormatError) as raised:
+        list(iter_events(str(path), 5))
+    assert str(raised.value) == message
