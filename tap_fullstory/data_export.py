@@ -20,6 +20,7 @@ LOGGER = logging.getLogger(__name__)
 LIST_PATH = "/api/v1/export/list"
 GET_PATH = "/api/v1/export/get"
 PAGE_SIZE = 20
+LAST_SECOND = 253402300800  # 10000-01-01: a Start or Stop beyond is no time at all
 SETTING = "base_url"
 HINTS = {403: "FullStory refused access (403): the key's account needs the Data Export "
               "add-on, and the key needs Admin or Architect permission."}
@@ -39,10 +40,14 @@ def _whole(value):
 def bundle_from(entry):
     """A LIST entry as a Unit, or a one-line error."""
     try:
-        return Unit(id=_whole(entry["Id"]), start=_whole(entry["Start"]),
+        unit = Unit(id=_whole(entry["Id"]), start=_whole(entry["Start"]),
                     stop=_whole(entry["Stop"]))
+        if not 0 <= unit.start <= unit.stop < LAST_SECOND:
+            raise ValueError(unit)
+        return unit
     except (KeyError, TypeError, ValueError):
-        raise FatalAPIError(f"FullStory listed a bundle without integer Id/Start/Stop: "
+        raise FatalAPIError(f"FullStory listed a bundle without integer Id/Start/Stop (a Start no "
+                            f"later than its Stop, both real times): "
                             f"{str(entry)[:200]}") from None
 
 
