@@ -214,9 +214,8 @@ class FileStreamSync:
             try:
                 if isinstance(fetched, Unfetchable):
                     raise fetched.error
-                with fetched:
-                    if fetched.renumbered:  # a new export: its rows may come in a new order
-                        self.position.done = 0
+                with fetched:  # first_row is 0 for a new export: no row order is kept
+                    self.position.done = fetched.first_row
                     self.position.origin = fetched.origin
                     emitted += self._emit_rows(fetched.spool, bounds)
                 return emitted, False

@@ -153,8 +153,8 @@ class FetchedUnit:
     def __init__(self, unit, spool, provenance, standing):
         self.unit, self.spool = unit, spool
         self.origin = dict(provenance.origin)
-        self.renumbered = provenance.renumbered and standing.rows_done > 0
         self.first_row = 0 if provenance.renumbered else standing.rows_done
+        self.renumbered = self.first_row < standing.rows_done  # rows out may come again
 
     def close(self):
         self.spool.close()
