@@ -16,6 +16,7 @@ setup(
     install_requires=[
         "singer-python==6.8.0",
         "requests==2.34.2",
+        "urllib3==2.8.0",  # read1, for the download limits
         "backoff==2.2.1",
         "ciso8601==2.4.1",
         "ijson==3.6.0",

@@ -76,6 +76,15 @@ SETTINGS = (
             default=DEFAULT_USER_AGENT),
     Setting("request_timeout", "number", "Seconds to wait for FullStory to connect or send "
             "the next bytes. \"\", 0 and \"0\" mean the default.", default=300, minimum=0),
+    Setting("max_download_mb", "number", "Largest body one download may have, in MB as it "
+            "comes over the wire (compressed). A body announced or found larger is cut off "
+            "with one CRITICAL line instead of filling spool_dir: raise it if your bundles "
+            "really are larger.", default=20000, minimum=1),
+    Setting("min_download_kb_per_second", "number", "Slowest a download may go: a body "
+            "that brings fewer kB per second than this over any span of twice "
+            "request_timeout is cut off with one CRITICAL line (request_timeout alone only "
+            "bounds the gap between two bytes, so a body that trickles would hold the run "
+            "for ever). 0 turns the check off.", default=10, minimum=0),
     Setting("base_url", "string", "The Data Export host: the tap appends /api/v1/export/list "
             "and /api/v1/export/get. Must be https unless it points at a loopback address "
             "(the sandbox, tests).", default=DEFAULT_BASE_URL),
@@ -130,6 +139,8 @@ class TapConfig:
     identified_users_only: bool = False
     user_agent: str = DEFAULT_USER_AGENT
     request_timeout: float = 300
+    max_download_mb: float = 20000
+    min_download_kb_per_second: float = 10
     base_url: str = DEFAULT_BASE_URL
     api_base_url: str = DEFAULT_API_BASE_URL
     checkpoint_every: int = 10000

@@ -68,3 +68,8 @@ class RetriableAPIError(TapError):
 
 class BundleFormatError(RetriableAPIError):
     """A downloaded body is not a complete JSON array of event objects (or NDJSON lines)."""
+
+
+class DownloadCutOff(TapError):
+    """A body the tap stopped reading: larger than max_download_mb, or arriving slower
+    than min_download_kb_per_second. A setting decides it, never a retry."""

@@ -23,6 +23,7 @@ import urllib3
 from singer import metrics
 
 from tap_fullstory.errors import (
+    DownloadCutOff,
     DownloadRefused,
     FatalAPIError,
     Forbidden,
@@ -39,6 +40,7 @@ LOGGER = logging.getLogger(__name__)
 DEFAULT_RETRY_AFTER = 60  # seconds, when a 429 carries no usable Retry-After
 MIN_RETRY_AFTER = 1.0     # however small Retry-After is: never a busy loop
 CHUNK_BYTES = 1 << 20
+MB = 1e6
 SHOWN_BYTES = 60          # how much of an unexpected answer an error quotes
 ERROR_BODY_BYTES = 1 << 16  # how much of a refusal is read for FullStory's message
 SAID_CHARS = 300            # how much of FullStory's message an error quotes
@@ -270,13 +272,20 @@ class Transport:
         return answer
 
     def _save(self, request, response):
-        sink = request.sink
-        sink.begin(content_length(response), response.headers.get("Content-Type"))
+        sink, expected = request.sink, content_length(response)
+        limits = DownloadLimits(request, self.config)
+        limits.check_announced(expected)
+        sink.begin(expected, response.headers.get("Content-Type"))
         size = 0
-        for chunk in response.raw.stream(CHUNK_BYTES, decode_content=False):
-            sink.write(chunk)
+        while True:
+            # read1: whatever has arrived, after at most one wait of request_timeout, so
+            # the limits are checked however slowly the body comes.
+            chunk = response.raw.read1(CHUNK_BYTES, decode_content=False)
+            if not chunk:
+                return size
             size += len(chunk)
-        return size
+            limits.check(size)
+            sink.write(chunk)
 
     def _unexpected(self, request, response, raw):
         kind = response.headers.get("Content-Type") or "no Content-Type"
@@ -340,6 +349,52 @@ class Transport:
             return response.raw.read(ERROR_BODY_BYTES, decode_content=True) or b""
         except (OSError, urllib3.exceptions.HTTPError, requests.RequestException):
             return b""
+
+
+class DownloadLimits:
+    """How large and how slow one try of a download may be (max_download_mb,
+    min_download_kb_per_second): past either, the body is cut off with DownloadCutOff.
+    The pace is measured over spans of twice request_timeout, so a body that came fast
+    and then trickles is cut off as soon as one that trickled from the start."""
+
+    def __init__(self, request, config, clock=time.monotonic):
+        self.what, self.clock = request.what, clock
+        self.max_bytes = config.max_download_mb * MB
+        self.min_rate = config.min_download_kb_per_second * 1000
+        self.span = 2 * config.request_timeout
+        self.mark_time, self.mark_size = clock(), 0
+
+    def check_announced(self, expected):
+        """Refuse a body whose Content-Length is already past the size limit."""
+        if expected and expected > self.max_bytes:
+            raise DownloadCutOff(self._too_large(f"announces {expected / MB:,.1f} MB"))
+
+    def check(self, size):
+        """`size` bytes have come so far: raise DownloadCutOff past a limit."""
+        if size > self.max_bytes:
+            raise DownloadCutOff(self._too_large(f"went on past {self.max_bytes / MB:,.1f} MB"))
+        if not self.min_rate:
+            return
+        now = self.clock()
+        elapsed = now - self.mark_time
+        if elapsed < self.span:
+            return
+        rate = (size - self.mark_size) / elapsed
+        if rate < self.min_rate:
+            raise DownloadCutOff(
+                f"The {self.what} brought {rate / 1000:,.2f} kB/s over the last "
+                f"{elapsed:,.0f} s ({size / MB:,.1f} MB so far), slower than "
+                f"min_download_kb_per_second ({self.min_rate / 1000:g}); the link or the "
+                "server in between is stalling the body. Lower min_download_kb_per_second "
+                "(0 turns the check off) if this link really is that slow, then run again "
+                "from the last STATE.")
+        self.mark_time, self.mark_size = now, size
+
+    def _too_large(self, how):
+        return (f"The {self.what} {how}, more than max_download_mb "
+                f"({self.max_bytes / MB:g}); a body that never ends, or a bundle larger "
+                "than the setting allows. Raise max_download_mb if your bundles are that "
+                "large, then run again from the last STATE.")
 
 
 class Request:

@@ -10,6 +10,7 @@ import responses
 from tap_fullstory import transport as transport_module
 from tap_fullstory.config import parse_config
 from tap_fullstory.errors import (
+    DownloadCutOff,
     DownloadRefused,
     FatalAPIError,
     Forbidden,
@@ -345,3 +346,68 @@ def test_an_answer_nested_beyond_reading_is_one_line():
     responses.get(URL, body=b'{"exports": ' + b"[" * 100_000 + b"]" * 100_000 + b"}")
     with pytest.raises(UnexpectedAnswer, match="is not what the API promises"):
         make_transport().json("list", URL, "base_url", expect="exports")
+
+
+class Clock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        return self.now
+
+
+def limits_of(clock, **settings):
+    config = make_transport(**settings).config
+    request = transport_module.Request("bundle 7", BODY_URL, "base_url", None, "GET", None,
+                                       None, None)
+    return transport_module.DownloadLimits(request, config, clock=clock)
+
+
+def test_download_limits_cut_a_body_past_max_download_mb_announced_or_found():
+    limits = limits_of(Clock(), max_download_mb=1)
+    limits.check_announced(None)
+    limits.check_announced(1_000_000)
+    limits.check(1_000_000)
+    with pytest.raises(DownloadCutOff, match=r"bundle 7 announces 1.0 MB.*max_download_mb"):
+        limits.check_announced(1_000_001)
+    with pytest.raises(DownloadCutOff, match=r"bundle 7 went on past 1.0 MB"):
+        limits.check(1_000_001)
+
+
+def test_download_limits_measure_the_pace_over_spans_of_twice_request_timeout():
+    clock = Clock()
+    limits = limits_of(clock, request_timeout=10, min_download_kb_per_second=1)
+    clock.now += 19.9
+    limits.check(10)  # slow, but the span is not over yet
+    clock.now += 0.1
+    limits.check(20_000)  # 20 kB in 20 s: exactly the floor
+    clock.now += 20
+    with pytest.raises(DownloadCutOff, match=r"min_download_kb_per_second \(1\)"):
+        limits.check(20_000 + 19_999)  # the next span brought a byte too few
+
+
+def test_download_limits_cut_a_fast_body_that_then_trickles():
+    clock = Clock()
+    limits = limits_of(clock, request_timeout=1, min_download_kb_per_second=10)
+    clock.now += 2
+    limits.check(50_000_000)  # fast
+    clock.now += 2
+    with pytest.raises(DownloadCutOff, match=r"0.00 kB/s over the last 2 s \(50.0 MB so far\)"):
+        limits.check(50_000_001)
+
+
+def test_download_limits_with_no_pace_floor_never_cut_for_pace():
+    clock = Clock()
+    limits = limits_of(clock, request_timeout=1, min_download_kb_per_second=0)
+    for size in range(1, 100):
+        clock.now += 1000
+        limits.check(size)
+
+
+def test_a_download_past_max_download_mb_is_not_retried():
+    transport = make_transport(max_download_mb=1, max_retries=3)
+    with responses.RequestsMock() as mock:
+        mock.get(BODY_URL, body=b"x" * 1_500_000)
+        with pytest.raises(DownloadCutOff, match="max_download_mb"):
+            transport.download("bundle 7", BODY_URL, "base_url", Sink())
+        assert len(mock.calls) == 1
