@@ -96,9 +96,13 @@ class Chain:
         self.seed = seed
         self.runs = []  # (signal, delay, messages of the run)
         self.state = None
+        self.patience = 1  # doubles after each run that moved no bookmark
 
     def run(self, signum, longest):
-        delay = self.rng.uniform(0, longest)
+        """One run, stopped at a random instant in [0, longest × patience): a chain on a
+        slow or loaded machine waits longer instead of stopping every run before its first
+        checkpoint, so it finishes however fast the machine is."""
+        delay = self.rng.uniform(0, longest * self.patience)
         output, code, stderr = run_once(self.tap_args, self.state, signum, delay, self.rng,
                                         self.tmp_path)
         where = f"(seed {self.seed}, run {len(self.runs) + 1}, {signal.Signals(signum).name} " \
@@ -119,6 +123,9 @@ class Chain:
             assert msgs and msgs[-1]["type"] == "STATE", f"{where}: no STATE last"
         assert list(self.spool.iterdir()) == [], f"{where}: a spool file was left behind"
         self.runs.append((signum, where, msgs))
+        before = json.loads(self.state.read_text()) if self.state else None
+        moved = bool(states(msgs)) and states(msgs)[-1] != before
+        self.patience = 1 if moved else self.patience * 2
         if states(msgs):
             self.state = self.tmp_path / "chaos-state.json"
             self.state.write_text(json.dumps(states(msgs)[-1]))
