@@ -5,8 +5,11 @@ settings.
     GET /v2/users?include_schema=true[&is_identified=true]
                                  -> {"results": [...], "total_records": "N", "next_page_token"}
     GET /segments/v1?limit=100                      -> {"segments": [...], "nextPaginationToken"}
-    GET /settings/recording/v1/{kind}               -> one bare object (the current settings)
-    GET /settings/recording/v1/{kind}/history?limit=100 -> {"versions": [...], token}
+    GET /settings/recording/v1/{kind}[?platform=web|mobile]
+                                 -> one bare object (the current settings)
+    GET /settings/recording/v1/{kind}/history?limit=100[&platform=web|mobile]
+                                 -> {"versions": [...], token}
+    GET /sessions/v2?uid=…&limit=N                  -> {"sessions": [...]} (no paging)
 
 FullStory spells the page token differently per endpoint and per document, so one pager
 reads every spelling it has published and stops only on a missing or empty token.
@@ -28,17 +31,22 @@ class Endpoint:
     """One GET endpoint: its path, where its records sit in the answer (None: the answer is
     one record), the query parameter that carries the page token (None: not paged), the
     parameters every call sends, and `flags`: (setting, parameter) pairs, the parameter sent
-    as true when the config's boolean setting is on."""
+    as true when the config's boolean setting is on. `platforms`: the values of its
+    `platform` parameter, each a separate variant with its own records (none: no such
+    parameter)."""
 
     path: str
     records: str = None
     token_param: str = None
     params: dict = field(default_factory=dict)
     flags: tuple = ()
+    platforms: tuple = ()
 
-    def query(self, config=None):
-        """The parameters of every call, with the flags `config` turns on."""
+    def query(self, config=None, platform=None):
+        """The parameters of every call, with the flags `config` turns on, for `platform`."""
         params = dict(self.params)
+        if platform is not None:
+            params["platform"] = platform
         for setting, parameter in self.flags:
             if config is not None and getattr(config, setting):
                 params[parameter] = "true"
@@ -60,17 +68,26 @@ USERS = Endpoint("/v2/users", "results", "page_token", {"include_schema": "true"
 USERS_PER_PAGE = 10
 SEGMENTS = Endpoint("/segments/v1", "segments", "paginationToken", {"limit": PAGE_LIMIT})
 ME = "/me"
+# The identified users whose sessions are listed: uid is what /sessions/v2 is asked by.
+IDENTIFIED_USERS = Endpoint("/v2/users", "results", "page_token", {"is_identified": "true"})
+# A user's newest `limit` sessions (default 20); FullStory documents no paging and no
+# upper bound for `limit` (developer.fullstory.com, server/sessions/list-sessions).
+SESSIONS = Endpoint("/sessions/v2", "sessions")
+# Domain settings and recording features exist per platform, each with its own history
+# (developer.fullstory.com get-domain-settings, get-rec-features, get-rec-features-history).
+WEB_AND_MOBILE = ("web", "mobile")
 
 
-def settings(kind):
-    """The current recording settings of `kind` (blocking, domain, privacy, features)."""
-    return Endpoint(f"/settings/recording/v1/{kind}")
+def settings(kind, platforms=()):
+    """The current recording settings of `kind` (blocking, domain, geo, privacy, features,
+    targeting), one object per platform."""
+    return Endpoint(f"/settings/recording/v1/{kind}", platforms=platforms)
 
 
-def settings_history(kind):
-    """Every version of the recording settings of `kind`, newest first."""
+def settings_history(kind, platforms=()):
+    """Every version of the recording settings of `kind`, newest first, per platform."""
     return Endpoint(f"/settings/recording/v1/{kind}/history", "versions", "paginationToken",
-                    {"limit": PAGE_LIMIT})
+                    {"limit": PAGE_LIMIT}, platforms=platforms)
 
 
 def next_token(answer):
@@ -98,12 +115,12 @@ def total_records(answer):
         return None
 
 
-def pages(transport, base_url, endpoint, what, hints=None, config=None):
+def pages(transport, base_url, endpoint, what, hints=None, config=None, platform=None):
     """Yield each Page of `endpoint` (its records a list of objects), first page first;
-    `config` turns on the endpoint's flags."""
+    `config` turns on the endpoint's flags; `platform` picks one of its platforms."""
     token, seen, empty = None, set(), 0
     while True:
-        params = endpoint.query(config)
+        params = endpoint.query(config, platform)
         if token is not None:
             params[endpoint.token_param] = token
         answer = transport.json(what, base_url + endpoint.path, SETTING, params=params or None,
@@ -130,3 +147,19 @@ def pages(transport, base_url, endpoint, what, hints=None, config=None):
                                    "already given; stopping rather than reading pages for "
                                    "ever.")
         seen.add(token)
+
+
+def sessions_of(transport, base_url, asked_by, limit, what):
+    """GET /sessions/v2 for one user, `asked_by` its {"uid": …} (or {"email": …}): the list
+    of session objects FullStory answers, newest `limit` at most."""
+    params = {**asked_by, "limit": limit}
+    answer = transport.json(what, base_url + SESSIONS.path, SETTING, params=params,
+                            expect=SESSIONS.records, call="sessions")
+    sessions = answer[SESSIONS.records]
+    if sessions is None:
+        return []
+    if not isinstance(sessions, list) or not all(isinstance(s, dict) for s in sessions):
+        raise UnexpectedAnswer(f"FullStory's answer to {what} holds 'sessions' that is not a "
+                               "list of objects; check that api_base_url points at "
+                               "api.fullstory.com.")
+    return sessions

@@ -95,11 +95,13 @@ def emitted_schema(schema, fields):
 
 def require_fields(entry, stream):
     """Raise ConfigError if the catalog's schema for `stream` lost a field the stream cannot
-    do without: its key properties and its replication key."""
+    do without: its key properties, its replication key and, for a stream read per
+    platform, `platform`."""
     needed = list(key_properties(entry)) + ([stream.replication_key]
                                             if stream.replication_key else [])
+    needed += [name for name in ("platform",) if stream.platforms and name not in needed]
     missing = [name for name in needed if name not in entry.schema.properties]
     if missing:
         raise ConfigError(f"The catalog's schema for {stream.name} has no {', '.join(missing)}"
-                          f" (its key or replication key): write the catalog with --discover "
-                          "and change only what is selected.")
+                          " (its key, replication key or platform): write the catalog with "
+                          "--discover and change only what is selected.")

@@ -72,6 +72,10 @@ SETTINGS = (
             "with FS.identify (is_identified=true). FullStory lists every user, anonymous "
             "ones too, 10 a request; on an account with millions of anonymous visitors that "
             "is a long read for rows that carry no uid, email or name.", default=False),
+    Setting("sessions_per_user", "integer", "sessions: how many of each identified user's "
+            "newest sessions to ask /sessions/v2 for (its `limit`; FullStory's default is "
+            "20). It has no paging: a user's older sessions are out of reach, and a run says "
+            "how many users reached this limit.", default=20, minimum=1),
     Setting("user_agent", "string", "User-Agent header sent with every request.",
             default=DEFAULT_USER_AGENT),
     Setting("request_timeout", "number", "Seconds to wait for FullStory to connect or send "
@@ -137,6 +141,7 @@ class TapConfig:
     settle_hours: int = 24
     max_exports_in_flight: int = 3
     identified_users_only: bool = False
+    sessions_per_user: int = 20
     user_agent: str = DEFAULT_USER_AGENT
     request_timeout: float = 300
     max_download_mb: float = 20000

@@ -22,7 +22,8 @@ SEGMENT_EXPORT = Needs("Architect", "Segment Export")  # a paid add-on: Enterpri
 @dataclass(frozen=True)
 class Stream:
     name: str
-    kind: str            # "file" (units spooled and decoded) or "paged" (REST pages)
+    kind: str            # "file" (units spooled and decoded), "paged" (REST pages) or
+                         # "fanout" (one request per identified user)
     api: object          # the FullStory API that reads it (by source, for events)
     key: tuple
     replication: str     # "INCREMENTAL" or "FULL_TABLE"
@@ -48,6 +49,12 @@ class Stream:
         return "CustomVars" if self.kind == "file" else "other_fields"
 
     @property
+    def platforms(self):
+        """The platforms the stream's rows come from, each row naming its own (none: the
+        endpoint has no platform variants)."""
+        return self.endpoint.platforms if self.endpoint is not None else ()
+
+    @property
     def history(self):
         return self.kind == "paged" and self.replication == "INCREMENTAL"
 
@@ -64,13 +71,18 @@ def _paged(name, endpoint, key, replication, row, permission):
                   row, permission, endpoint=endpoint)
 
 
-def _current(name, kind, row, permission=STANDARD):
-    return _paged(name, account_api.settings(kind), (), "FULL_TABLE", row, permission)
+def _current(name, kind, row, permission=STANDARD, platforms=()):
+    return _paged(name, account_api.settings(kind, platforms), ("platform",) * bool(platforms),
+                  "FULL_TABLE", row, permission)
 
 
-def _history(name, kind, row, permission=STANDARD):
-    return _paged(name, account_api.settings_history(kind), ("lastUpdated",), "INCREMENTAL",
-                  row, permission)
+def _history(name, kind, row, permission=STANDARD, platforms=()):
+    return _paged(name, account_api.settings_history(kind, platforms),
+                  ("platform",) * bool(platforms) + ("lastUpdated",), "INCREMENTAL", row,
+                  permission)
+
+
+BOTH = account_api.WEB_AND_MOBILE
 
 
 STREAMS = (
@@ -80,18 +92,27 @@ STREAMS = (
     _paged("segments", account_api.SEGMENTS, ("id",), "FULL_TABLE",
            "a segment, built-in (such as everyone) or saved", STANDARD),
     _current("block_rules", "blocking", "the current IP, user-agent and app blocking rules"),
-    _current("domain_settings", "domain", "the current domain settings"),
+    _current("domain_settings", "domain", "the current domain settings of one platform "
+             "(web, mobile)", platforms=BOTH),
+    _current("geo_settings", "geo", "the current geo settings (where sessions are recorded)"),
     _current("privacy_settings", "privacy", "the current privacy settings", ARCHITECT),
-    _current("recording_features", "features", "the current recording features"),
+    _current("recording_features", "features", "the current recording features of one "
+             "platform (web, mobile)", platforms=BOTH),
+    _current("target_rules", "targeting", "the current session targeting rules (mobile)"),
     _history("block_rules_history", "blocking", "a version of the blocking rules"),
-    _history("domain_settings_history", "domain", "a version of the domain settings"),
+    _history("domain_settings_history", "domain", "a version of one platform's domain "
+             "settings", platforms=BOTH),
     _history("geo_settings_history", "geo", "a version of the geo settings"),
     _history("privacy_settings_history", "privacy", "a version of the privacy settings",
              ARCHITECT),
     _history("recording_features_history", "features",
-             "a version of the recording features"),
+             "a version of one platform's recording features", platforms=BOTH),
     _history("target_rule_history", "targeting",
              "a version of the session targeting rules (mobile)"),
+    Stream("sessions", "fanout", "GET /sessions/v2 per user of GET /v2/users?is_identified=true",
+           ("userId", "sessionId"), "INCREMENTAL", "createdTime",
+           "a session of an identified user, with its replay link (each user's newest "
+           "sessions_per_user)", ARCHITECT, endpoint=account_api.SESSIONS),
     Stream("individuals", "file", "Segment Export TYPE_INDIVIDUAL windows", ("IndvId",),
            "INCREMENTAL", "ExportWindowStop",
            "a person active in a window, with their custom user properties and lifetime "

@@ -14,12 +14,13 @@ import time
 
 from tap_fullstory.catalog import selected_streams
 from tap_fullstory.errors import Forbidden, TapError
+from tap_fullstory.fanout_stream import FanOutStreamSync
 from tap_fullstory.file_stream import FileStreamSync
 from tap_fullstory.paged_stream import PagedStreamSync
 from tap_fullstory.state import StateKeeper
 
 LOGGER = logging.getLogger(__name__)
-KINDS = {"file": FileStreamSync, "paged": PagedStreamSync}
+KINDS = {"file": FileStreamSync, "paged": PagedStreamSync, "fanout": FanOutStreamSync}
 
 
 def sync(transport, config, catalog, state, writer):

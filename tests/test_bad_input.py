@@ -117,5 +117,5 @@ def test_a_catalog_whose_schema_lost_the_key_is_one_line(tmp_path):
                     entry["metadata"]["selected"] = True
     catalog = write(tmp_path / "catalog.json", discovered)
     assert one_critical_line(run_tap("--config", config, "--catalog", catalog)) == (
-        "The catalog's schema for users has no id (its key or replication key): write the "
-        "catalog with --discover and change only what is selected.")
+        "The catalog's schema for users has no id (its key, replication key or platform): "
+        "write the catalog with --discover and change only what is selected.")

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from test_segment import window_events
+from test_sessions import event_sessions
 
 from conftest import (
     API_KEY,
@@ -30,7 +31,7 @@ from conftest import (
     run_tap,
     states,
 )
-from tap_fullstory.streams import STREAMS
+from tap_fullstory.streams import BY_NAME, STREAMS
 from tap_fullstory.timestamps import format_time
 
 LIFTED = ("lastUpdated", "created", "lastUpdatedBy", "createdBy")
@@ -248,16 +249,22 @@ def account(sandbox, write_config, tmp_path):
     for begin in range(first, first + 4 * 86400, 86400):
         for row in server.data.window_individuals(begin, begin + 86400):
             expected["individuals", (format_time(begin + 86400), row["IndvId"])] = row
-    histories = {s.name: s.endpoint.path.split("/")[-2] for s in STREAMS if s.history}
-    for name, kind in histories.items():
-        for version in server.account.history(kind):
-            expected[name, version["metadata"]["lastUpdated"]] = version
+    for stream in STREAMS:
+        kind = stream.endpoint.path.split("/")[-2] if stream.history else None
+        for platform in (stream.platforms or (None,)) if kind else ():
+            for version in server.account.history(kind, platform or "web"):
+                expected[stream.name, (platform, version["metadata"]["lastUpdated"])] = \
+                    with_platform(version, platform)
+    for key, row in event_sessions(server.data, until="2026-01-05T00:00:00Z").items():
+        expected["sessions", key] = row
     current = {"users": {("users", u["id"]): u for u in server.account.users(include_schema=True)},
                "segments": {("segments", s["id"]): s for s in server.account.segments()}}
     kinds = {s.name: s.endpoint.path.split("/")[-1] for s in STREAMS
              if s.kind == "paged" and not s.history and s.name not in current}
     for name, kind in kinds.items():
-        current[name] = {(name, None): lifted(server.account.current(kind))}
+        current[name] = {(name, platform): with_platform(
+            lifted(server.account.current(kind, platform or "web")), platform)
+            for platform in BY_NAME[name].platforms or (None,)}
     final = run_tap("--config", config, "--catalog", catalog)
     return World(["--config", config, "--catalog", catalog], tmp_path / "spool",
                  states(messages(final.stdout))[-1], expected, key=account_key,
@@ -272,9 +279,11 @@ def account_key(message):
         return stream, (record["ExportWindowStop"], record["IndvId"])
     if stream in ("users", "segments"):
         return stream, record["id"]
+    if stream == "sessions":
+        return stream, (record["userId"], record["sessionId"])
     if stream.endswith("_history"):
-        return stream, record["lastUpdated"]
-    return stream, None  # a current-settings stream: one row
+        return stream, (record.get("platform"), record["lastUpdated"])
+    return stream, record.get("platform")  # a current-settings stream: one row a platform
 
 
 def account_row(message):
@@ -285,7 +294,13 @@ def account_row(message):
         row = {k: v for k, v in record.items()
                if k not in ("CustomVars", "ExportWindowId", "ExportWindowStop")}
         return {**row, **(record.get("CustomVars") or {})}
+    if stream == "sessions":
+        return {k: v for k, v in record.items() if k != "fsUrl"}
     return {k: v for k, v in record.items() if k not in LIFTED}
+
+
+def with_platform(row, platform):
+    return dict(row, platform=platform) if platform else row
 
 
 def lifted(version):

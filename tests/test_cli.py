@@ -328,7 +328,7 @@ def test_a_partly_emitted_bundle_that_is_gone_is_reported(sandbox, write_config,
 def test_about_lists_every_stream_from_the_declarations():
     about = json.loads(run_tap("--about").stdout)
     names = [s["name"] for s in about["streams"]]
-    assert names[-2:] == ["individuals", "events"] and len(names) == 14
+    assert names[-2:] == ["individuals", "events"] and len(names) == 17
     users = next(s for s in about["streams"] if s["name"] == "users")
     assert users == {"name": "users", "api": "GET /v2/users", "key_properties": ["id"],
                      "replication_method": "FULL_TABLE", "replication_key": None,

@@ -189,8 +189,9 @@ def test_full_table_streams_loaded_twice_hold_exactly_the_current_rows(
     current = server.account.current("blocking")
     assert rules == [{"ips": current["blockedIps"],
                       "lastUpdated": current["metadata"]["lastUpdated"]}]
-    features = sql_json(postgres, f"select count(*) from {schema}.recording_features{live}")
-    assert features == 1
+    features = sql_json(postgres, f"""select json_agg(platform order by platform)
+        from {schema}.recording_features{live}""")
+    assert features == ["mobile", "web"]  # one current row per platform, after two loads
     total = sql_json(postgres, f"select count(*) from {schema}.users")
     assert total == (len(users) if hard_delete else len(users) + 1)  # soft: marked deleted
 
@@ -212,3 +213,37 @@ def test_individuals_upsert_so_the_latest_window_wins(postgres, sandbox, write_c
                 "stop": f"2026-01-0{(begin - first) // 86400 + 2}",
                 "events": row["NumEvents"], "plan": row.get("user_plan_str")}
     assert got == latest  # one row per person, exact 64-bit ids, the latest window's
+
+
+def test_sessions_and_both_platforms_load_with_their_keys(postgres, sandbox, write_config,
+                                                           tmp_path):
+    """Sessions upsert on (userId, sessionId) with exact int64 ids, a second run adds only
+    the sessions created since the first; each platform's settings are their own rows."""
+    from test_sessions import event_sessions
+
+    server = sandbox(bundles=3, events_per_bundle=150)
+    names = ["sessions", "domain_settings", "recording_features_history"]
+    state = None
+    for end in ("2026-01-02T12:00:00Z", "2026-01-04T00:00:00Z"):
+        config = write_config(server.url, api_base_url=server.url, end_date=end,
+                              sessions_per_user=1000)
+        args = ["--config", config, "--catalog", catalog_selecting(tmp_path, config, names)]
+        if state is not None:
+            path = tmp_path / "state.json"
+            path.write_text(json.dumps(state))
+            args += ["--state", str(path)]
+        state = pipeline(postgres, "fs_sessions", args, tmp_path)
+    got = sql_json(postgres, """select json_agg(json_build_array("userId"::text,
+        "sessionId"::text, to_char("createdTime" at time zone 'UTC',
+        'YYYY-MM-DD"T"HH24:MI:SS'))) from fs_sessions.sessions""")
+    expected = event_sessions(server.data, "2026-01-01T00:00:00Z", "2026-01-04T00:00:00Z")
+    assert sorted(got) == sorted([str(u), str(s), row["createdTime"][:19]]
+                                 for (u, s), row in expected.items())
+    assert len(got) == len(expected) > 20
+    platforms = sql_json(postgres, "select json_agg(platform order by platform) "
+                                   "from fs_sessions.domain_settings")
+    assert platforms == ["mobile", "web"]
+    versions = sql_json(postgres, """select json_object_agg(platform, n) from (select
+        platform, count(*) n from fs_sessions.recording_features_history group by 1) c""")
+    assert versions == {p: len(server.account.history("features", p))
+                        for p in ("web", "mobile")}

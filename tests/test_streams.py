@@ -19,11 +19,12 @@ from conftest import (
     schema_of,
     states,
 )
-from tap_fullstory.streams import STREAMS
+from tap_fullstory.streams import BY_NAME, STREAMS
 
 PAGED = [s for s in STREAMS if s.kind == "paged"]
-CURRENT = {"block_rules": "blocking", "domain_settings": "domain",
-           "privacy_settings": "privacy", "recording_features": "features"}
+CURRENT = {"block_rules": "blocking", "domain_settings": "domain", "geo_settings": "geo",
+           "privacy_settings": "privacy", "recording_features": "features",
+           "target_rules": "targeting"}
 HISTORY = {"block_rules_history": "blocking", "domain_settings_history": "domain",
            "geo_settings_history": "geo", "privacy_settings_history": "privacy",
            "recording_features_history": "features", "target_rule_history": "targeting"}
@@ -64,6 +65,23 @@ def lifted(version):
                           if k in version["metadata"]}}
 
 
+def current_rows(server, name, kind):
+    """What a current-settings stream must hold: one row per platform it is read for."""
+    return [dict(lifted(server.account.current(kind, platform or "web")),
+                 **({"platform": platform} if platform else {}))
+            for platform in BY_NAME[name].platforms or (None,)]
+
+
+def history_rows(server, name, kind):
+    """What a history stream emits: each platform's versions oldest first, web first."""
+    rows = []
+    for platform in BY_NAME[name].platforms or (None,):
+        versions = sorted(map(lifted, server.account.history(kind, platform or "web")),
+                          key=lambda v: v["lastUpdated"])
+        rows += [dict(v, **({"platform": platform} if platform else {})) for v in versions]
+    return rows
+
+
 def path_calls(server, path):
     return sum(1 for requested, _ in server.requests if requested.split("?")[0] == path)
 
@@ -90,12 +108,12 @@ def test_every_paged_stream_equals_the_sandbox_record_by_record(account, spellin
     assert {r["id"]: r for r in by_stream(msgs, "segments")} == segments
     assert "created" not in {r["id"]: r for r in by_stream(msgs, "segments")}["everyone"]
     for name, kind in CURRENT.items():
-        assert by_stream(msgs, name) == [lifted(server.account.current(kind))], name
+        assert by_stream(msgs, name) == current_rows(server, name, kind), name
     for name, kind in HISTORY.items():
-        versions = sorted(map(lifted, server.account.history(kind)),
-                          key=lambda v: v["lastUpdated"])
-        assert by_stream(msgs, name) == versions, name
+        assert by_stream(msgs, name) == history_rows(server, name, kind), name
         assert path_calls(server, f"/settings/recording/v1/{kind}/history") > 1
+    for name in ("domain_settings", "recording_features_history"):
+        assert {r["platform"] for r in by_stream(msgs, name)} == {"web", "mobile"}
     for stream in PAGED:
         schema = schema_of(msgs, stream.name)
         assert schema["key_properties"] == list(stream.key)
@@ -118,8 +136,9 @@ def test_history_streams_are_incremental_across_three_runs(account):
     first = messages(sync(names).stdout)
     state = states(first)[-1]
     assert all(by_stream(first, name) for name in names)
-    newer = {name: lifted(server.account.add_version(kind)) for name, kind in
-             list(HISTORY.items())[:3]}
+    newer = {name: dict(lifted(server.account.add_version(kind)),
+                        **({"platform": "web"} if BY_NAME[name].platforms else {}))
+             for name, kind in list(HISTORY.items())[:3]}
     second = messages(sync(names, state).stdout)
     for name in names:
         assert by_stream(second, name) == ([newer[name]] if name in newer else []), name
@@ -127,8 +146,71 @@ def test_history_streams_are_incremental_across_three_runs(account):
     assert records(third) == []
     assert states(third)[-1] == states(second)[-1]
     for name in newer:
-        assert states(second)[-1]["bookmarks"][name] == {
-            "lastUpdated": newer[name]["lastUpdated"]}
+        mark = {"lastUpdated": newer[name]["lastUpdated"]}
+        if BY_NAME[name].platforms:  # one bookmark per platform; mobile had no new version
+            mobile = history_rows(server, name, HISTORY[name])[-1]
+            mark = {"platforms": {"web": mark,
+                                  "mobile": {"lastUpdated": mobile["lastUpdated"]}}}
+        assert states(second)[-1]["bookmarks"][name] == mark, name
+
+
+PLATFORM_STREAMS = {"domain_settings": "domain", "recording_features": "features",
+                    "domain_settings_history": "domain",
+                    "recording_features_history": "features"}
+
+
+def test_each_platform_has_its_own_history_and_bookmark(account):
+    server, sync, _, _ = account
+    names = ["domain_settings_history", "recording_features_history"]
+    first = messages(sync(names).stdout)
+    marks = states(first)[-1]["bookmarks"]
+    assert set(marks["domain_settings_history"]["platforms"]) == {"web", "mobile"}
+    newer = dict(lifted(server.account.add_version("domain", "mobile")), platform="mobile")
+    second = messages(sync(names, states(first)[-1]).stdout)
+    assert by_stream(second, "domain_settings_history") == [newer]
+    assert by_stream(second, "recording_features_history") == []
+    after = states(second)[-1]["bookmarks"]["domain_settings_history"]["platforms"]
+    assert after == {"web": marks["domain_settings_history"]["platforms"]["web"],
+                     "mobile": {"lastUpdated": newer["lastUpdated"]}}
+
+
+def test_a_bookmark_from_before_mobile_was_read_is_the_web_bookmark(account):
+    server, sync, _, _ = account
+    web = history_rows(server, "domain_settings_history", "domain")
+    newest_web = [r for r in web if r["platform"] == "web"][-1]["lastUpdated"]
+    state = {"bookmarks": {"domain_settings_history": {"lastUpdated": newest_web}},
+             "currently_syncing": None}
+    got = by_stream(messages(sync(["domain_settings_history"], state).stdout),
+                    "domain_settings_history")
+    assert got == [r for r in web if r["platform"] == "mobile"]
+
+
+@pytest.mark.parametrize("status", [404, 400, 403])
+def test_an_account_without_mobile_apps_is_one_info_line_per_stream(account, status):
+    server, sync, _, _ = account
+    server.mobile_apps, server.no_mobile_status = False, status  # FullStory documents none
+    result = sync(list(PLATFORM_STREAMS))
+    assert result.returncode == 0, result.stderr.decode()
+    msgs, stderr = messages(result.stdout), result.stderr.decode()
+    for name in PLATFORM_STREAMS:
+        rows = by_stream(msgs, name)
+        assert rows and {r["platform"] for r in rows} == {"web"}, name
+        assert f"INFO {name}: FullStory answered {status} for platform=mobile" in stderr
+    assert stderr.count("the account has no mobile apps") == len(PLATFORM_STREAMS)
+    assert "WARNING" not in stderr and "ERROR" not in stderr
+    marks = states(msgs)[-1]["bookmarks"]["domain_settings_history"]
+    assert set(marks["platforms"]) == {"web"}
+    assert [m["type"] for m in msgs if m.get("stream") == "domain_settings"][-1] == \
+        "ACTIVATE_VERSION"
+
+
+def test_a_5xx_for_mobile_is_still_retried_and_then_an_error(account):
+    server, sync, _, _ = account
+    server.mobile_apps, server.no_mobile_status = False, 503
+    result = sync(["domain_settings"], max_retries=1)
+    assert result.returncode == 1
+    assert "CRITICAL Gave up on domain_settings (mobile) after 2 tries" in \
+        result.stderr.decode()
 
 
 def test_a_403_names_the_stream_and_the_permission_it_needs(account):
@@ -145,6 +227,24 @@ def test_a_403_names_the_stream_and_the_permission_it_needs(account):
         "on_forbidden to skip."]
     # a failure is not an interruption: the next run syncs every stream again
     assert states(messages(result.stdout))[-1]["currently_syncing"] is None
+
+
+ACCOUNT = [s for s in STREAMS if s.kind in ("paged", "fanout")]
+
+
+@pytest.mark.parametrize("stream", ACCOUNT, ids=[s.name for s in ACCOUNT])
+def test_a_403_on_any_account_stream_is_one_line_naming_it(account, stream):
+    server, sync, _, _ = account
+    server.faults.forbidden_path = (stream.endpoint.path,)
+    result = sync([stream.name])
+    assert result.returncode == 1
+    critical = [line for line in result.stderr.decode().splitlines()
+                if line.startswith("CRITICAL")]
+    assert critical == [
+        f"CRITICAL FullStory refused access (403) to the {stream.name} stream ({stream.api}): "
+        f"the key needs {stream.permission} permission. FullStory said permission_denied: "
+        f"\"the API key may not read {stream.endpoint.path}\". Use a key with it, deselect "
+        "the stream, or set on_forbidden to skip."]
 
 
 def test_on_forbidden_skip_passes_over_the_stream_and_syncs_the_rest(account):

@@ -7,7 +7,8 @@ individual row has that IndvId and Uid = UserAppKey; a user has id = str(UserId)
 uid = UserAppKey. Every person is a user: /v2/users lists anonymous and identified users
 alike (FullStory's OpenAPI, ListUsers' `is_identified`); an anonymous user has no uid,
 display_name or email. Names, emails and custom properties are the same in all three.
-Everything is derived from the data's seed.
+The sessions /sessions/v2 lists for a user are the sessions of that person's events: same
+UserId, SessionId and SessionStart. Everything is derived from the data's seed.
 """
 
 import copy
@@ -15,6 +16,8 @@ import random
 import threading
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
+
+import ciso8601
 
 from tap_fullstory.sandbox.settings import GENERATORS, PLATFORMS
 
@@ -151,6 +154,8 @@ class SandboxAccount:
         first = datetime.fromtimestamp(exports[0]["Start"] if exports else 0, timezone.utc)
         last = datetime.fromtimestamp(exports[-1]["Stop"] if exports else 0, timezone.utc)
         seed = getattr(data, "seed", 1)
+        self._data = data
+        self._sessions = None
         people = data.people()
         self._users = [_user(p, n) for n, p in enumerate(people)]
         self._segments = _segments(random.Random(f"{seed}:segments"), first)
@@ -183,6 +188,19 @@ class SandboxAccount:
         """The segment with `segment_id`, or None."""
         return next((copy.deepcopy(s) for s in self._segments if s["id"] == segment_id), None)
 
+    def sessions(self, uid=None, email=None):
+        """The sessions of the identified user with `uid`, or `email` (the union when both
+        are given, as FullStory documents), newest first: each (SessionStart as unix
+        milliseconds, UserId, SessionId) of that person's events."""
+        with self._lock:
+            if self._sessions is None:
+                self._sessions = _sessions_by_person(self._data.all_events())
+            found = set()
+            for (person_uid, person_email), sessions in self._sessions.items():
+                if (uid and person_uid == uid) or (email and person_email == email):
+                    found.update(sessions)
+        return sorted(found, reverse=True)
+
     def remove_user(self, user_id):
         """Delete a user, as FullStory does on request (tests of FULL_TABLE syncs)."""
         with self._lock:
@@ -214,6 +232,17 @@ class SandboxAccount:
             versions.append((moment, _version(rng, kind, platform, previous, moment, created,
                                               creator)))
             return copy.deepcopy(versions[-1][1])
+
+
+def _sessions_by_person(events):
+    """{(uid, email): {(start ms, UserId, SessionId)}} of the identified people in `events`."""
+    sessions = {}
+    for event in events:
+        if event["UserAppKey"]:
+            start = ciso8601.parse_rfc3339(event["SessionStart"])
+            sessions.setdefault((event["UserAppKey"], event["UserEmail"]), set()).add(
+                (int(start.timestamp() * 1000), event["UserId"], event["SessionId"]))
+    return sessions
 
 
 def _key(kind, platform):

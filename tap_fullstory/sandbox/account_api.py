@@ -7,6 +7,7 @@
     GET /segments/v1?limit=&paginationToken=…        {segments, nextPaginationToken}
     GET /settings/recording/v1/{kind}                the current version, one bare object
     GET /settings/recording/v1/{kind}/history?…      {versions (newest first), nextPaginationToken}
+    GET /sessions/v2?uid=…|email=…&limit=N           {sessions: newest `limit` (default 20)}
 
 Pages hold `limit` items (default 20, at most 100) and never more than the server's
 `page_size`. Users take no page size: 10 a page (FullStory support, help-center community
@@ -15,10 +16,19 @@ unless `is_identified` is given (FullStory's OpenAPI, ListUsers). Tokens are opa
 the server did not issue for that listing answers 400. On the last page users and history
 omit the token, segments send "". With token_spelling "alternate" segments and history
 answer `next_pagination_token`, as FullStory's older documents show.
+
+FullStory documents no order for /v2/users: with `user_order_seed` set the server lists
+users in a shuffled order of that seed (each listing consistent across its pages).
+/sessions/v2 answers its ids and createdTime as strings, as FullStory's example does;
+`session_ids` "numbers" answers them as JSON numbers, as its schema's int64 types allow
+(developer.fullstory.com list-sessions-v2). Domain settings and features have a mobile
+variant (get-domain-settings, get-rec-features); an account without mobile apps
+(`mobile_apps` False) answers it `no_mobile_status`: FullStory documents no answer for that.
 """
 
 import base64
 import hashlib
+import random
 import threading
 from urllib.parse import urlencode
 
@@ -117,6 +127,8 @@ def list_users(request):
                                                      _flag(request, "include_schema"))
              if all(u.get(key) == value for key, value in wanted.items()
                     if key != "is_identified")]
+    if request.server.user_order_seed is not None:
+        random.Random(request.server.user_order_seed).shuffle(users)
     page, token = _page(request, "users?" + urlencode(sorted(wanted.items())), users,
                         USERS_PAGE, ("page_token", "pageToken"))
     answer = {"results": page, "total_records": str(len(users)),
@@ -147,13 +159,17 @@ def list_segments(request):
 
 @answers_bad_requests
 def current_setting(request, kind):
-    return request.send_json(200, request.server.account.current(kind, _platform(request,
-                                                                                   kind)))
+    platform = _platform(request, kind)
+    if not _has_apps(request, platform):
+        return _no_apps(request, platform)
+    return request.send_json(200, request.server.account.current(kind, platform))
 
 
 @answers_bad_requests
 def setting_history(request, kind):
     platform = _platform(request, kind)
+    if not _has_apps(request, platform):
+        return _no_apps(request, platform)
     versions = request.server.account.history(kind, platform)
     page, token = _page(request, f"history/{kind}/{platform}", versions, _size(request),
                         ("paginationToken", "pagination_token"))
@@ -169,6 +185,41 @@ def _platform(request, kind):
     if len(PLATFORMS[kind]) > 1 and platform not in PLATFORMS[kind]:
         raise BadRequest(f"platform {platform!r} must be web or mobile")
     return platform if platform in PLATFORMS[kind] else PLATFORMS[kind][0]
+
+
+def _has_apps(request, platform):
+    return platform != "mobile" or request.server.mobile_apps
+
+
+def _no_apps(request, platform):
+    status = request.server.no_mobile_status
+    code = {400: "invalid_argument", 403: "permission_denied"}.get(status, "not_found")
+    return request.send_error_json(status, code, f"no {platform} app is set up for this org")
+
+
+@answers_bad_requests
+def list_sessions(request):
+    """The newest `limit` sessions (default 20; FullStory documents no maximum and no
+    paging) of the user with `uid` or `email` (the union of both when both are given), as
+    dev/list-sessions-v2 shows them: userId, sessionId, createdTime (unix seconds) and
+    fsUrl, the replay link built from the two ids."""
+    uid, email = request.query.get("uid"), request.query.get("email")
+    if not uid and not email:
+        raise BadRequest("uid or email is required")
+    text = request.query.get("limit", "")
+    try:
+        limit = int(text) if text else DEFAULT_LIMIT
+    except ValueError:
+        raise BadRequest(f"limit {text!r} is not an integer") from None
+    if limit < 0:
+        raise BadRequest(f"limit {limit} is negative")
+    as_sent = str if request.server.session_ids == "strings" else int
+    sessions = [{"userId": as_sent(user_id), "sessionId": as_sent(session_id),
+                 "createdTime": as_sent(start_ms // 1000),
+                 "fsUrl": f"{APP}/discover/session/{user_id}:{session_id}"}
+                for start_ms, user_id, session_id in
+                request.server.account.sessions(uid, email)[:limit or DEFAULT_LIMIT]]
+    return request.send_json(200, {"sessions": sessions})
 
 
 ROLES = ("ADMIN", "ARCHITECT", "USER", "VIEW_ONLY", "UMBRELLA_MANAGER", "UNKNOWN")
@@ -188,4 +239,5 @@ ROUTES = [("GET", "/me", me, "account"),
           ("GET", "/v2/users/([^/]+)", get_user, "account"),
           ("GET", "/segments/v1", list_segments, "account"),
           ("GET", f"/settings/recording/v1/({KINDS})", current_setting, "account"),
-          ("GET", f"/settings/recording/v1/({KINDS})/history", setting_history, "account")]
+          ("GET", f"/settings/recording/v1/({KINDS})/history", setting_history, "account"),
+          ("GET", "/sessions/v2", list_sessions, "account")]

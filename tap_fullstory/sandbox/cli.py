@@ -59,6 +59,17 @@ def build_parser():
                              "documents show")
     parser.add_argument("--role", choices=ROLES, default="ADMIN",
                         help="the role GET /me answers for the key (default %(default)s)")
+    parser.add_argument("--no-mobile-apps", metavar="STATUS", type=int, nargs="?", const=404,
+                        default=None,
+                        help="an account without mobile apps: the mobile variants of the "
+                             "domain and features settings answer STATUS (default 404; "
+                             "FullStory documents none)")
+    parser.add_argument("--session-ids", choices=("strings", "numbers"), default="strings",
+                        help="how /sessions/v2 writes userId, sessionId and createdTime: as "
+                             "strings (FullStory's example) or numbers (its int64 schema)")
+    parser.add_argument("--user-order-seed", type=int, default=None, metavar="N",
+                        help="list /v2/users in a shuffled order of seed N (FullStory "
+                             "documents no order)")
     parser.add_argument("--from-dir", metavar="DIR",
                         help="serve bundles written by tap_fullstory.sandbox.files."
                              "write_bundles instead of generating them")
@@ -101,7 +112,11 @@ def main(argv=None):
                            faults=faults, bytes_per_second=bandwidth,
                            segment_polls=args.segment_polls,
                            segment_seconds=args.segment_seconds, page_size=args.page_size,
-                           token_spelling=args.token_spelling, role=args.role).start()
+                           token_spelling=args.token_spelling, role=args.role)
+    if args.no_mobile_apps is not None:
+        server.mobile_apps, server.no_mobile_status = False, args.no_mobile_apps
+    server.session_ids, server.user_order_seed = args.session_ids, args.user_order_seed
+    server.start()
     print(f"tap-fullstory-sandbox listening on {server.url}", flush=True)
     signal.sigwait(stops)
     server.stop()

@@ -55,6 +55,8 @@ class SandboxServer(ThreadingHTTPServer):
     account API; token_spelling "alternate" answers segments and history pages with
     `next_pagination_token`. clock is the sandbox's wall clock (unix seconds): a segment's own
     time range is the last 30 days before it. role and key_owner: what GET /me answers.
+    user_order_seed, session_ids, mobile_apps and no_mobile_status: where FullStory's docs
+    leave a choice open, which way the server answers (account_api.py says each).
     """
 
     daemon_threads = True
@@ -81,6 +83,10 @@ class SandboxServer(ThreadingHTTPServer):
         self.tokens = PageTokens()
         self.page_size = page_size
         self.token_spelling = token_spelling
+        self.user_order_seed = None      # None: users in the account's order
+        self.session_ids = "strings"     # or "numbers"
+        self.mobile_apps = True
+        self.no_mobile_status = 404
         self.requests = []  # (path, status) of every answered request, for tests
         self.request_arrived = threading.Event()  # set when the first request comes in
         self.stopping = threading.Event()  # ends stalled answers when the server stops
