@@ -149,10 +149,10 @@ def pages(transport, base_url, endpoint, what, hints=None, config=None, platform
         seen.add(token)
 
 
-def sessions_of(transport, base_url, asked_by, limit, what):
-    """GET /sessions/v2 for one user, `asked_by` its {"uid": …} (or {"email": …}): the list
-    of session objects FullStory answers, newest `limit` at most."""
-    params = {**asked_by, "limit": limit}
+def sessions_of(transport, base_url, uid, limit, what):
+    """GET /sessions/v2 for the user with `uid`: the list of session objects FullStory
+    answers, newest `limit` at most."""
+    params = {"uid": uid, "limit": limit}
     answer = transport.json(what, base_url + SESSIONS.path, SETTING, params=params,
                             expect=SESSIONS.records, call="sessions")
     sessions = answer[SESSIONS.records]

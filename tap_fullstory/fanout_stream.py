@@ -1,8 +1,9 @@
 """The sessions stream: one GET /sessions/v2 per identified user (a fan-out).
 
 FullStory lists a user's newest `limit` sessions, with no paging and no date filter
-(developer.fullstory.com, list-sessions-v2), and only by uid or email, so every run asks
-each identified user (GET /v2/users?is_identified=true) once.
+(developer.fullstory.com, list-sessions-v2), by uid or by email, so every run asks each
+identified user (GET /v2/users?is_identified=true) once, by uid: an email can belong to
+several users, and asking by it would bring one user's sessions with another's.
 
 A run is a sweep over the users, which covers the sessions created in [since, until):
 `since` is where the previous sweep ended (start_date at first), `until` the moment this
@@ -16,26 +17,36 @@ documents no order for /v2/users), so the state can say where a sweep stands wit
      "sweep": {"until": "...", "after_user": "<id of the last user whose sessions are out>"}}
 
 A STATE follows every user, so a stop or a kill goes on after the last user whose sessions
-are out, whatever order FullStory lists the users in by then.
+are out, whatever order FullStory lists the users in by then. The listing and the requests
+run on a background thread (transport waits sleep), one user ahead, so a stop is prompt
+even while FullStory is slow or asks the tap to wait.
+
+Nothing here says when FullStory lists a session that has just begun, so a sweep ends
+SETTLE before it starts: a session created in the last SETTLE is left to the next run.
 """
 
+import functools
 import logging
+import re
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from tap_fullstory import account_api
 from tap_fullstory import catalog as catalogs
 from tap_fullstory.config import parse_timestamp
-from tap_fullstory.errors import ConfigError, UnexpectedAnswer
+from tap_fullstory.errors import ConfigError, NotFound, UnexpectedAnswer
+from tap_fullstory.feed import Prefetcher
 from tap_fullstory.progress import target_share
 from tap_fullstory.shape import INTEGER_TEXT, RecordShaper
 from tap_fullstory.state import bad_state, stream_bookmark
-from tap_fullstory.stopping import STOP
 from tap_fullstory.timestamps import format_time
 
 LOGGER = logging.getLogger(__name__)
 SWEEP = "sweep"
 INT64 = (-(2**63), 2**63 - 1)
+UNIX_SECONDS = re.compile(r"[0-9]{1,12}(\.[0-9]{1,9})?")
+SETTLE = timedelta(hours=1)
+MAX_GONE_IN_A_ROW = 5  # more users answering 404 in a row than this is a wrong URL, not deletions
 
 
 def user_order(user_id):
@@ -56,10 +67,7 @@ def created_moment(value):
     """A session's createdTime (unix seconds, as text or a number) as an aware datetime;
     None when it is not one."""
     if type(value) is str:
-        try:
-            value = float(value) if value.strip() else None
-        except ValueError:
-            return None
+        value = float(value) if UNIX_SECONDS.fullmatch(value) else None
     if type(value) not in (int, float) or value != value or not 0 <= value < 253402300800:
         return None
     return datetime.fromtimestamp(value, timezone.utc)
@@ -107,7 +115,7 @@ class FanOutStreamSync:
         if self.after_user is not None and not isinstance(self.after_user, str):
             raise bad_state(f"bookmark {SWEEP}.after_user of '{self.name}' must be a user id "
                             "(a string)")
-        self.emitted = self.asked = self.full = 0
+        self.emitted = self.asked = self.full = self.gone = 0
 
     def _moment(self, text, what):
         if text is None:
@@ -141,7 +149,7 @@ class FanOutStreamSync:
                                  [self.stream.replication_key])
         self.writer.start_records(self.name)
         if self.until is None:  # a new sweep
-            now = datetime.now(timezone.utc).replace(microsecond=0)
+            now = datetime.now(timezone.utc).replace(microsecond=0) - SETTLE
             end = self.config.end_date
             self.until = now if end is None else min(now, end)
         since = self.since()
@@ -159,6 +167,9 @@ class FanOutStreamSync:
                 "since %s: their sessions before those are out of reach of /sessions/v2, "
                 "which has no paging. Raise sessions_per_user to reach further back.",
                 self.name, self.full, self.config.sessions_per_user, format_time(since))
+        if self.gone:
+            LOGGER.warning("%s: %d user(s) answered 404 (deleted since the listing, or being "
+                           "deleted): they have no sessions to sync.", self.name, self.gone)
         seconds = time.monotonic() - started
         LOGGER.info("%s: %s record(s) from %s user(s) in %.1f s%s.", self.name,
                     f"{self.emitted:,}", f"{self.asked:,}", seconds,
@@ -180,45 +191,70 @@ class FanOutStreamSync:
                     f"{listing_calls:,}", resumed, f"{len(to_ask):,}",
                     self.config.sessions_per_user, format_time(since),
                     format_time(self.until))
-        for user_id in to_ask:
-            if STOP.signum is not None:
-                STOP.check()
-            self._emit_sessions_of(user_id, users[user_id], since)
-            self.after_user = user_id
-            self.writer.write_state(self.state())
+
+        def jobs():  # each user is asked on the thread, one ahead of what is emitted
+            for user_id in to_ask:
+                yield functools.partial(self._ask, user_id, users[user_id])
+
+        gone_in_a_row = 0
+        with Prefetcher(jobs, ahead=1, name="sessions") as answers:
+            for user_id, sessions in answers:
+                self.asked += 1
+                if sessions is None:
+                    self.gone += 1
+                    gone_in_a_row += 1
+                    if gone_in_a_row > MAX_GONE_IN_A_ROW:
+                        raise UnexpectedAnswer(
+                            f"FullStory answered 404 for the sessions of {gone_in_a_row} "
+                            "users in a row: that is a wrong address, not users deleted "
+                            "since the listing. Check that api_base_url points at "
+                            "api.fullstory.com.")
+                else:
+                    gone_in_a_row = 0
+                    self._emit_sessions_of(user_id, sessions, since)
+                self.after_user = user_id
+                self.writer.write_state(self.state())
 
     def _identified_users(self):
-        """({user id: how /sessions/v2 is asked for them}, the listing's request count)."""
-        users, calls, unaskable = {}, 0, 0
-        for page in account_api.pages(self.transport, self.config.api_base_url,
-                                      account_api.IDENTIFIED_USERS,
-                                      f"{self.name} (identified users)"):
-            calls += 1
-            for user in page.records:
-                user_id, uid, email = user.get("id"), user.get("uid"), user.get("email")
-                if not isinstance(user_id, str) or not user_id:
-                    raise UnexpectedAnswer(
-                        f"FullStory's answer to {self.name} (identified users) holds a user "
-                        f"whose id {user_id!r:.40} is not an id; check that api_base_url "
-                        "points at api.fullstory.com.")
-                if isinstance(uid, str) and uid:
-                    users[user_id] = {"uid": uid}
-                elif isinstance(email, str) and email:
-                    users[user_id] = {"email": email}
-                else:
-                    unaskable += 1
-        if unaskable:
-            LOGGER.warning("%s: %d identified user(s) have neither a uid nor an email, the "
-                           "only ways /sessions/v2 can be asked; their sessions are not read.",
-                           self.name, unaskable)
+        """({user id: its uid}, the listing's request count), the pages read on a thread."""
+        what = f"{self.name} (identified users)"
+
+        def jobs():
+            for page in account_api.pages(self.transport, self.config.api_base_url,
+                                          account_api.IDENTIFIED_USERS, what):
+                yield functools.partial(list, page.records)
+
+        users, calls, without_uid = {}, 0, 0
+        with Prefetcher(jobs, ahead=1, name="identified users") as listing:
+            for records in listing:
+                calls += 1
+                for user in records:
+                    user_id, uid = user.get("id"), user.get("uid")
+                    if not isinstance(user_id, str) or not user_id:
+                        raise UnexpectedAnswer(
+                            f"FullStory's answer to {what} holds a user whose id "
+                            f"{user_id!r:.40} is not an id; check that api_base_url points "
+                            "at api.fullstory.com.")
+                    if isinstance(uid, str) and uid:
+                        users[user_id] = uid
+                    else:
+                        without_uid += 1
+        if without_uid:
+            LOGGER.warning("%s: %d identified user(s) have no uid, which /sessions/v2 is "
+                           "asked by; their sessions are not read.", self.name, without_uid)
         return users, calls
 
-    def _emit_sessions_of(self, user_id, asked_by, since):
-        limit = self.config.sessions_per_user
+    def _ask(self, user_id, uid):
+        """(user_id, the sessions FullStory answers for it, or None if it answers 404)."""
+        try:
+            return user_id, account_api.sessions_of(
+                self.transport, self.config.api_base_url, uid,
+                self.config.sessions_per_user, f"{self.name} of user {user_id}")
+        except NotFound:
+            return user_id, None
+
+    def _emit_sessions_of(self, user_id, sessions, since):
         what = f"{self.name} of user {user_id}"
-        sessions = account_api.sessions_of(self.transport, self.config.api_base_url,
-                                           asked_by, limit, what)
-        self.asked += 1
         rows = {}
         for number, session in enumerate(sessions):
             try:
@@ -228,7 +264,8 @@ class FanOutStreamSync:
                                        f"(number {number}) that cannot be synced: {exc}. "
                                        "Check that api_base_url points at api.fullstory.com."
                                        ) from None
-            rows.setdefault(row["sessionId"], (moment, row))
+            rows.setdefault((row["userId"], row["sessionId"]), (moment, row))
+        limit = self.config.sessions_per_user
         if len(sessions) >= limit and rows and min(m for m, _ in rows.values()) > since:
             self.full += 1
         for moment, row in sorted(rows.values(), key=lambda pair: (pair[0],

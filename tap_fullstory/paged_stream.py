@@ -212,19 +212,22 @@ class PagedStreamSync:
 
     def _pages(self, platform=None):
         """The endpoint's pages for `platform`; the first, if it announces a total, logs
-        the plan. A platform the account has no apps for yields nothing."""
+        the plan. A platform the account has no apps for (its first request refused with a
+        4xx) yields nothing; a refusal after the first page is an error like any other."""
+        read = 0
         try:
-            for number, page in enumerate(account_api.pages(
+            for page in account_api.pages(
                     self.transport, self.config.api_base_url, self.stream.endpoint,
                     self.name if platform is None else f"{self.name} ({platform})",
-                    config=self.config, platform=platform)):
-                if number == 0 and page.total is not None:
+                    config=self.config, platform=platform):
+                if read == 0 and page.total is not None:
                     LOGGER.info("%s: %s", self.name, plan_line(page, self.stream.endpoint,
                                                                 self.config))
+                read += 1
                 yield page
         except FatalAPIError as exc:
             status = getattr(exc.response, "status_code", None)
-            if platform not in OPTIONAL_PLATFORMS or status is None or not (
+            if read or platform not in OPTIONAL_PLATFORMS or status is None or not (
                     400 <= status < 500) or status == 401:
                 raise
             said = f" ({exc.said})" if exc.said else ""

@@ -4,12 +4,19 @@ through the real CLI against the sandbox, whose sessions are those of its events
 import json
 import signal
 import subprocess
+import threading
 from datetime import datetime, timezone
 
 import pytest
 
 from conftest import API_KEY, TAP, catalog_selecting, messages, run_and_kill, run_tap, states
-from tap_fullstory.fanout_stream import created_moment, exact_integer, session_row
+from tap_fullstory.fanout_stream import (
+    MAX_GONE_IN_A_ROW,
+    created_moment,
+    exact_integer,
+    session_row,
+    user_order,
+)
 from tap_fullstory.sandbox import server as sandbox_server
 from tap_fullstory.timestamps import format_time
 
@@ -197,11 +204,160 @@ def test_a_stop_mid_fan_out_resumes_after_the_last_user_out_whatever_the_order(
     expected = event_sessions(server.data)
     assert {k: without_url(r) for k, r in {**before, **after}.items()} == expected
     identified = len(server.account.users(identified=True))
-    assert len(session_calls(server)) - asked_before <= identified - 7
-    assert f"; 7 were asked before the stop: {identified - 7} request(s)" in \
+    mark = user_order(last["bookmarks"]["sessions"]["sweep"]["after_user"])
+    out = sum(user_order(u["id"]) <= mark for u in server.account.users(identified=True))
+    assert out >= 7  # the tap may have gone on a little before the signal came
+    assert len(session_calls(server)) - asked_before <= identified - out
+    assert f"; {out} were asked before the stop: {identified - out} request(s)" in \
         resumed.stderr.decode()
     assert states(messages(resumed.stdout))[-1]["bookmarks"]["sessions"] == {
         "createdTime": "2026-01-06T00:00:00.000000Z"}
+
+
+def routed(monkeypatch, path, wrap):
+    """Serve the sandbox route of `path` through `wrap(handler)` for this test."""
+    monkeypatch.setattr(sandbox_server, "ROUTES", [
+        (method, pattern, wrap(handler) if pattern.pattern == path else handler, api)
+        for method, pattern, handler, api in sandbox_server.ROUTES])
+
+
+@pytest.mark.parametrize("where", ["listing", "sessions"])
+def test_a_stop_while_fullstory_holds_a_request_is_prompt_and_exact(fanout, tmp_path,
+                                                                    monkeypatch, where):
+    # The server holds one request (the second page of identified users, or the fourth
+    # user's sessions) until the test lets it go: the tap must stop without waiting for it.
+    server, _, config, catalog = fanout
+    held, release, calls = threading.Event(), threading.Event(), []
+    path = "/v2/users" if where == "listing" else "/sessions/v2"
+
+    def wrap(handler):
+        def answer(request, *args):
+            calls.append(request.path)
+            if len(calls) == (2 if where == "listing" else 4):
+                held.set()
+                release.wait(120)
+            return handler(request, *args)
+        return answer
+
+    routed(monkeypatch, path, wrap)
+    args = ["--config", config(sessions_per_user=1000), "--catalog", catalog]
+    proc = subprocess.Popen([TAP, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert held.wait(60), "the tap never reached the held request"
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)  # the held request is still held
+    finally:
+        release.set()
+        proc.kill()
+    assert proc.returncode == 143, err.decode()
+    assert "Traceback" not in err.decode()
+    stopped = messages(out)
+    rows = by_key(session_rows(stopped))
+    last = states(stopped)[-1]
+    sweep = last["bookmarks"].get("sessions", {}).get("sweep", {})
+    if where == "listing":
+        assert rows == {} and "after_user" not in sweep
+    else:
+        assert len({user for user, _ in rows}) <= 3 and sweep["after_user"]
+    state_file = tmp_path / "resume.json"
+    state_file.write_text(json.dumps(last))
+    resumed = run_tap(*args, "--state", str(state_file))
+    assert resumed.returncode == 0, resumed.stderr.decode()
+    again = by_key(session_rows(messages(resumed.stdout)))
+    assert not set(rows) & set(again)
+    assert {k: without_url(r) for k, r in {**rows, **again}.items()} == event_sessions(
+        server.data)
+
+
+def test_a_user_gone_since_the_listing_is_counted_and_the_rest_come(fanout, monkeypatch):
+    # FullStory documents no answer for a uid it no longer knows: the sandbox answers an
+    # empty list (every other test); a 404 here for two users, as for deleted ones.
+    server, sync, _, _ = fanout
+    identified = server.account.users(identified=True)
+    gone = {identified[3]["uid"], identified[9]["uid"]}
+
+    def wrap(handler):
+        def answer(request, *args):
+            if request.query.get("uid") in gone:
+                return request.send_error_json(404, "not_found", "no such user")
+            return handler(request, *args)
+        return answer
+
+    routed(monkeypatch, "/sessions/v2", wrap)
+    result = sync(sessions_per_user=1000)
+    rows = by_key(session_rows(messages(result.stdout)))
+    gone_ids = {int(u["id"]) for u in identified if u["uid"] in gone}
+    expected = {k: r for k, r in event_sessions(server.data).items() if k[0] not in gone_ids}
+    assert {k: without_url(r) for k, r in rows.items()} == expected
+    assert "WARNING sessions: 2 user(s) answered 404 (deleted since the listing" in \
+        result.stderr.decode()
+
+
+def test_many_users_answering_404_in_a_row_is_a_wrong_address(fanout, monkeypatch):
+    server, _, config, catalog = fanout
+
+    def wrap(handler):
+        def answer(request, *args):
+            return request.send_error_json(404, "not_found", "no such path")
+        return answer
+
+    routed(monkeypatch, "/sessions/v2", wrap)
+    result = run_tap("--config", config(), "--catalog", catalog)
+    assert result.returncode == 1
+    critical = [line for line in result.stderr.decode().splitlines()
+                if line.startswith("CRITICAL")]
+    assert len(critical) == 1, critical
+    assert f"404 for the sessions of {MAX_GONE_IN_A_ROW + 1} users in a row" in critical[0]
+    assert len(session_calls(server)) <= MAX_GONE_IN_A_ROW + 2  # one asked ahead at most
+
+
+def test_users_are_asked_by_uid_and_one_without_is_counted(fanout, monkeypatch):
+    # An email can belong to several users: asking by it would bring another user's
+    # sessions too (the sandbox, like FullStory's help page, answers every match).
+    server, sync, _, _ = fanout
+    first = server.account.users(identified=True)[0]
+
+    def wrap(handler):
+        def answer(request, *args):
+            send = request.send_json
+
+            def without_first_uid(status, body, *rest):
+                for user in body.get("results", []):
+                    if user["id"] == first["id"]:
+                        user.pop("uid")
+                return send(status, body, *rest)
+            request.send_json = without_first_uid
+            return handler(request, *args)
+        return answer
+
+    routed(monkeypatch, "/v2/users", wrap)
+    result = sync(sessions_per_user=1000)
+    calls = session_calls(server)
+    assert calls and all("uid=" in c and "email=" not in c for c in calls)
+    rows = by_key(session_rows(messages(result.stdout)))
+    expected = {k: r for k, r in event_sessions(server.data).items()
+                if k[0] != int(first["id"])}
+    assert {k: without_url(r) for k, r in rows.items()} == expected
+    assert "WARNING sessions: 1 identified user(s) have no uid" in result.stderr.decode()
+
+
+def test_an_answer_is_deduplicated_by_the_whole_key(fanout, monkeypatch):
+    server, sync, _, _ = fanout
+    first = server.account.users(identified=True)[0]["uid"]
+    odd = [{"userId": 5, "sessionId": 7, "createdTime": "1767312000"},
+           {"userId": 6, "sessionId": 7, "createdTime": "1767312000"},
+           {"userId": 5, "sessionId": 7, "createdTime": "1767312000"}]
+
+    def wrap(handler):
+        def answer(request, *args):
+            if request.query.get("uid") == first:
+                return request.send_json(200, {"sessions": odd})
+            return handler(request, *args)
+        return answer
+
+    routed(monkeypatch, "/sessions/v2", wrap)
+    rows = by_key(session_rows(messages(sync(sessions_per_user=1000).stdout)))
+    assert {(5, 7), (6, 7)} <= set(rows)  # the same sessionId of two users: both, once
 
 
 def test_a_403_on_sessions_names_the_stream_and_its_permission(fanout):
@@ -252,3 +408,5 @@ def test_session_rows_keep_int64_ids_exact_and_write_created_time_as_a_timestamp
     assert created_moment(1411492739.5).microsecond == 500000
     assert created_moment("nan") is None and created_moment("1e30") is None
     assert created_moment(None) is None and created_moment("") is None
+    for odd in ("1_767_312_000", " 1767312000", "\u0661\u0662", "+5", "1e9"):
+        assert created_moment(odd) is None, odd

@@ -19,6 +19,7 @@ from conftest import (
     schema_of,
     states,
 )
+from tap_fullstory.sandbox import server as sandbox_server
 from tap_fullstory.streams import BY_NAME, STREAMS
 
 PAGED = [s for s in STREAMS if s.kind == "paged"]
@@ -202,6 +203,37 @@ def test_an_account_without_mobile_apps_is_one_info_line_per_stream(account, sta
     assert set(marks["platforms"]) == {"web"}
     assert [m["type"] for m in msgs if m.get("stream") == "domain_settings"][-1] == \
         "ACTIVATE_VERSION"
+
+
+def test_a_refusal_after_the_first_mobile_page_is_an_error_not_no_apps(account,
+                                                                        monkeypatch):
+    # Only a refused first request says the account has no mobile apps: a 400 on page 2
+    # (a token FullStory no longer takes) must not move the mobile bookmark past versions
+    # never read.
+    server, sync, _, _ = account
+    server.page_size = 2
+
+    def wrap(handler):
+        def answer(request, *args):
+            if request.query.get("platform") == "mobile" and request.query.get(
+                    "paginationToken"):
+                return request.send_error_json(400, "invalid_argument", "bad page token")
+            return handler(request, *args)
+        return answer
+
+    monkeypatch.setattr(sandbox_server, "ROUTES", [
+        (method, pattern, wrap(handler) if "history" in pattern.pattern else handler, api)
+        for method, pattern, handler, api in sandbox_server.ROUTES])
+    result = sync(["domain_settings_history"])
+    assert result.returncode == 1
+    stderr = result.stderr.decode()
+    assert "no mobile apps" not in stderr
+    critical = [line for line in stderr.splitlines() if line.startswith("CRITICAL")]
+    assert len(critical) == 1 and "domain_settings_history (mobile)" in critical[0], critical
+    msgs = messages(result.stdout)
+    assert {r["platform"] for r in by_stream(msgs, "domain_settings_history")} == {"web"}
+    assert set(states(msgs)[-1]["bookmarks"]["domain_settings_history"]["platforms"]) == {
+        "web"}
 
 
 def test_a_5xx_for_mobile_is_still_retried_and_then_an_error(account):
